@@ -43,9 +43,14 @@ pub struct Ignored {
 
 /// Converts one untyped object (a YAML/JSON document, not a `List`).
 pub fn from_value(value: Value) -> Result<Converted, InvalidObject> {
-    let api_version = str_field(&value, &["apiVersion"]).unwrap_or_default().to_string();
+    let api_version = str_field(&value, &["apiVersion"])
+        .unwrap_or_default()
+        .to_string();
     let kind = kind_of(&value).to_string();
-    let namespaced = matches!(kind_of(&value), "Service" | "EndpointSlice" | "Ingress" | "Secret");
+    let namespaced = matches!(
+        kind_of(&value),
+        "Service" | "EndpointSlice" | "Ingress" | "Secret"
+    );
     let object_namespace = str_field(&value, &["metadata", "namespace"])
         .or(namespaced.then_some(DEFAULT_NAMESPACE))
         .map(str::to_string);

@@ -156,8 +156,14 @@ fn every_mistake_is_named_by_file_document_and_object() {
         );
     }
     assert_eq!(errors.len(), expect.len(), "{errors:#?}");
-    let warning = problems.iter().find(|p| p.severity == Severity::Warning).unwrap();
-    assert!(warning.to_string().contains("document 4: Deployment app"), "{warning}");
+    let warning = problems
+        .iter()
+        .find(|p| p.severity == Severity::Warning)
+        .unwrap();
+    assert!(
+        warning.to_string().contains("document 4: Deployment app"),
+        "{warning}"
+    );
     // The valid Service is still served, once.
     assert_eq!(set.objects().len(), 1);
 }
@@ -170,7 +176,11 @@ fn edits_and_removals_become_diffs() {
     let mut set = ManifestSet::new(dir.path());
     set.rescan().unwrap();
 
-    write(dir.path(), "svc.yaml", &SERVICE.replace("10.96.0.10", "10.96.0.11"));
+    write(
+        dir.path(),
+        "svc.yaml",
+        &SERVICE.replace("10.96.0.10", "10.96.0.11"),
+    );
     let rescan = set.rescan().unwrap();
     assert_eq!(refs(&rescan.changes), ["apply Service shop/web"]);
     assert_eq!(rescan.files_read, 1);
@@ -207,7 +217,11 @@ fn an_invalid_edit_keeps_the_last_good_version_of_that_object() {
     set.rescan().unwrap();
     let good = set.objects();
 
-    write(dir.path(), "svc.yaml", &SERVICE.replace("port: 80,", "port: 0,"));
+    write(
+        dir.path(),
+        "svc.yaml",
+        &SERVICE.replace("port: 80,", "port: 0,"),
+    );
     let rescan = set.rescan().unwrap();
     assert!(rescan.changes.is_empty());
     assert!(errors(&rescan.problems)[0].contains("keeping its last good version"));
@@ -218,7 +232,11 @@ fn an_invalid_edit_keeps_the_last_good_version_of_that_object() {
 fn a_duplicate_takes_over_when_the_owner_drops_the_object() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "a.yaml", SERVICE);
-    write(dir.path(), "b.yaml", &SERVICE.replace("10.96.0.10", "10.96.0.99"));
+    write(
+        dir.path(),
+        "b.yaml",
+        &SERVICE.replace("10.96.0.10", "10.96.0.99"),
+    );
     let mut set = ManifestSet::new(dir.path());
     set.rescan().unwrap();
     assert_eq!(errors(&set.problems()).len(), 1);

@@ -53,6 +53,11 @@ impl Cluster {
         &self.state
     }
 
+    /// EndpointSlices held, including those whose Service does not exist (yet).
+    pub fn slice_count(&self) -> usize {
+        self.slices.len()
+    }
+
     /// Adds or replaces one object.
     pub fn apply(&mut self, object: Object) -> Delta {
         let mut delta = Delta::default();
@@ -66,7 +71,13 @@ impl Cluster {
                 let key = service.key.clone();
                 let endpoints = self.merged_endpoints(&key);
                 let derived = ServiceState { service, endpoints };
-                put(&mut self.state.services, key, derived, Kind::Service, &mut delta);
+                put(
+                    &mut self.state.services,
+                    key,
+                    derived,
+                    Kind::Service,
+                    &mut delta,
+                );
             }
             Object::EndpointSlice(slice) => {
                 let key = slice.key.clone();
@@ -86,15 +97,33 @@ impl Cluster {
             }
             Object::Ingress(ingress) => {
                 let key = ingress.key.clone();
-                put(&mut self.state.ingresses, key.clone(), ingress, Kind::Ingress, &mut delta);
+                put(
+                    &mut self.state.ingresses,
+                    key.clone(),
+                    ingress,
+                    Kind::Ingress,
+                    &mut delta,
+                );
             }
             Object::IngressClass(class) => {
                 let name = class.name.clone();
-                put(&mut self.state.ingress_classes, name, class, Kind::IngressClass, &mut delta);
+                put(
+                    &mut self.state.ingress_classes,
+                    name,
+                    class,
+                    Kind::IngressClass,
+                    &mut delta,
+                );
             }
             Object::Secret(secret) => {
                 let key = secret.key.clone();
-                put(&mut self.state.tls_secrets, key, secret, Kind::Secret, &mut delta);
+                put(
+                    &mut self.state.tls_secrets,
+                    key,
+                    secret,
+                    Kind::Secret,
+                    &mut delta,
+                );
             }
             Object::Node(node) => {
                 let name = node.name.clone();
@@ -145,13 +174,37 @@ impl Cluster {
         for name in b.namespaces.iter().filter(|n| !a.namespaces.contains(*n)) {
             delta.mark(Kind::Namespace, ObjectKey::cluster(name.clone()));
         }
-        diff_keys(&a.services, &b.services, Kind::Service, &mut delta, Clone::clone);
-        diff_keys(&a.ingresses, &b.ingresses, Kind::Ingress, &mut delta, Clone::clone);
-        diff_keys(&a.tls_secrets, &b.tls_secrets, Kind::Secret, &mut delta, Clone::clone);
-        diff_keys(&a.ingress_classes, &b.ingress_classes, Kind::IngressClass, &mut delta, |n| {
+        diff_keys(
+            &a.services,
+            &b.services,
+            Kind::Service,
+            &mut delta,
+            Clone::clone,
+        );
+        diff_keys(
+            &a.ingresses,
+            &b.ingresses,
+            Kind::Ingress,
+            &mut delta,
+            Clone::clone,
+        );
+        diff_keys(
+            &a.tls_secrets,
+            &b.tls_secrets,
+            Kind::Secret,
+            &mut delta,
+            Clone::clone,
+        );
+        diff_keys(
+            &a.ingress_classes,
+            &b.ingress_classes,
+            Kind::IngressClass,
+            &mut delta,
+            |n| ObjectKey::cluster(n.clone()),
+        );
+        diff_keys(&a.nodes, &b.nodes, Kind::Node, &mut delta, |n| {
             ObjectKey::cluster(n.clone())
         });
-        diff_keys(&a.nodes, &b.nodes, Kind::Node, &mut delta, |n| ObjectKey::cluster(n.clone()));
         delta
     }
 
@@ -174,7 +227,9 @@ impl Cluster {
                 service: service_spec,
                 endpoints,
             };
-            self.state.services.insert(service.clone(), Arc::new(derived));
+            self.state
+                .services
+                .insert(service.clone(), Arc::new(derived));
             delta.mark(Kind::Service, service.clone());
         }
     }
@@ -196,7 +251,7 @@ fn put<K: Ord + Clone, V: PartialEq>(
     value: V,
     kind: Kind,
     delta: &mut Delta,
-    ) where
+) where
     ObjectKey: for<'a> From<&'a K>,
 {
     if map.get(&key).is_some_and(|old| **old == value) {

@@ -87,7 +87,9 @@ pub struct MergedEndpoint {
 /// An address in several slices (a pod moving between slices) keeps the best conditions; its
 /// ports are the union, the first slice by name winning a name clash. The result depends only on
 /// the set of slices, never on the order they arrived in.
-pub fn merge_slices<'a>(slices: impl IntoIterator<Item = &'a EndpointSlice>) -> Vec<MergedEndpoint> {
+pub fn merge_slices<'a>(
+    slices: impl IntoIterator<Item = &'a EndpointSlice>,
+) -> Vec<MergedEndpoint> {
     let mut sorted: Vec<&EndpointSlice> = slices.into_iter().collect();
     sorted.sort_by(|a, b| a.key.cmp(&b.key));
     let mut merged: BTreeMap<IpAddr, MergedEndpoint> = BTreeMap::new();

@@ -25,8 +25,13 @@ fn service() -> impl Strategy<Value = Object> {
 }
 
 fn endpoint() -> impl Strategy<Value = Endpoint> {
-    (1u8..6, any::<bool>(), any::<bool>(), prop::option::of("n[12]")).prop_map(
-        |(ip, ready, terminating, node)| Endpoint {
+    (
+        1u8..6,
+        any::<bool>(),
+        any::<bool>(),
+        prop::option::of("n[12]"),
+    )
+        .prop_map(|(ip, ready, terminating, node)| Endpoint {
             addresses: vec![IpAddr::V4(Ipv4Addr::new(10, 0, 0, ip))],
             conditions: EndpointConditions {
                 ready,
@@ -38,13 +43,17 @@ fn endpoint() -> impl Strategy<Value = Endpoint> {
             zone: None,
             zone_hints: vec![],
             node_hints: vec![],
-        },
-    )
+        })
 }
 
 fn slice() -> impl Strategy<Value = Object> {
-    (key(), 0u8..3, 8000u16..8003, prop::collection::vec(endpoint(), 0..4)).prop_map(
-        |(svc, n, port, endpoints)| {
+    (
+        key(),
+        0u8..3,
+        8000u16..8003,
+        prop::collection::vec(endpoint(), 0..4),
+    )
+        .prop_map(|(svc, n, port, endpoints)| {
             Object::EndpointSlice(EndpointSlice {
                 key: ObjectKey::new(svc.namespace.clone(), format!("{}-{n}", svc.name)),
                 // Slices of one name may point at different Services across generations.
@@ -57,8 +66,7 @@ fn slice() -> impl Strategy<Value = Object> {
                 }],
                 endpoints,
             })
-        },
-    )
+        })
 }
 
 fn other() -> impl Strategy<Value = Object> {
@@ -101,7 +109,10 @@ fn changed_refs(a: &DesiredState, b: &DesiredState) -> BTreeSet<ObjectRef> {
     let mut out = BTreeSet::new();
     for ns in a.namespaces.iter().chain(b.namespaces.iter()) {
         if a.namespaces.contains(ns) != b.namespaces.contains(ns) {
-            out.insert(ObjectRef::new(Kind::Namespace, ObjectKey::cluster(ns.clone())));
+            out.insert(ObjectRef::new(
+                Kind::Namespace,
+                ObjectKey::cluster(ns.clone()),
+            ));
         }
     }
     for k in a.services.keys().chain(b.services.keys()) {

@@ -21,8 +21,8 @@ pub fn node(node: &core::Node) -> Result<Object, InvalidObject> {
     let listed = node.status.as_ref().and_then(|s| s.addresses.as_ref());
     for address in listed.into_iter().flatten() {
         if matches!(address.type_.as_str(), "InternalIP" | "ExternalIP") {
-            let ip = validate::ip(&address.address, "status.addresses")
-                .map_err(|e| meta.invalid(e))?;
+            let ip =
+                validate::ip(&address.address, "status.addresses").map_err(|e| meta.invalid(e))?;
             addresses.push(ip);
         }
     }

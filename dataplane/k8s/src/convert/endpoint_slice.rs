@@ -43,7 +43,8 @@ pub fn endpoint_slice(slice: &discovery::EndpointSlice) -> Result<Object, Invali
             .map_err(|e| invalid(format!("{what}: {e}")))?;
         ports.push(EndpointPort {
             name: p.name.clone().unwrap_or_default(),
-            protocol: protocol(p.protocol.as_deref()).map_err(|e| invalid(format!("{what}: {e}")))?,
+            protocol: protocol(p.protocol.as_deref())
+                .map_err(|e| invalid(format!("{what}: {e}")))?,
             port,
         });
     }
@@ -76,8 +77,18 @@ pub fn endpoint_slice(slice: &discovery::EndpointSlice) -> Result<Object, Invali
             hostname: e.hostname.clone(),
             node_name: e.node_name.clone(),
             zone: e.zone.clone(),
-            zone_hints: hints.for_zones.into_iter().flatten().map(|z| z.name).collect(),
-            node_hints: hints.for_nodes.into_iter().flatten().map(|n| n.name).collect(),
+            zone_hints: hints
+                .for_zones
+                .into_iter()
+                .flatten()
+                .map(|z| z.name)
+                .collect(),
+            node_hints: hints
+                .for_nodes
+                .into_iter()
+                .flatten()
+                .map(|n| n.name)
+                .collect(),
         });
     }
     Ok(Object::EndpointSlice(EndpointSlice {

@@ -86,12 +86,19 @@ fn backend(b: &net::IngressBackend, what: &str) -> Result<IngressBackend, String
         (Some(svc), None) => {
             validate::dns1035_label(&svc.name).map_err(|e| format!("{what}.service.name: {e}"))?;
             let port = svc.port.as_ref();
-            let port = match (port.and_then(|p| p.number), port.and_then(|p| p.name.clone())) {
+            let port = match (
+                port.and_then(|p| p.number),
+                port.and_then(|p| p.name.clone()),
+            ) {
                 (Some(n), None) => BackendPort::Number(
                     validate::port(n, "port.number").map_err(|e| format!("{what}.service: {e}"))?,
                 ),
                 (None, Some(name)) => BackendPort::Name(name),
-                _ => return Err(format!("{what}.service.port needs exactly one of name or number")),
+                _ => {
+                    return Err(format!(
+                        "{what}.service.port needs exactly one of name or number"
+                    ));
+                }
             };
             Ok(IngressBackend::Service {
                 name: svc.name.clone(),

@@ -25,7 +25,11 @@ pub fn service(svc: &core::Service) -> Result<Object, InvalidObject> {
         "NodePort" => ServiceType::NodePort,
         "LoadBalancer" => ServiceType::LoadBalancer,
         "ExternalName" => ServiceType::ExternalName,
-        other => return Err(invalid(format!("spec.type {other:?} is not a Service type"))),
+        other => {
+            return Err(invalid(format!(
+                "spec.type {other:?} is not a Service type"
+            )));
+        }
     };
     let (cluster_ips, headless) = cluster_ips(&spec).map_err(invalid)?;
     let external_name = match service_type {
@@ -43,15 +47,18 @@ pub fn service(svc: &core::Service) -> Result<Object, InvalidObject> {
         _ => None,
     };
     let ports = ports(&spec, service_type).map_err(invalid)?;
-    let external_ips = ip_list(spec.external_ips.iter().flatten(), "spec.externalIPs")
-        .map_err(invalid)?;
+    let external_ips =
+        ip_list(spec.external_ips.iter().flatten(), "spec.externalIPs").map_err(invalid)?;
     let lb_ingress = svc
         .status
         .as_ref()
         .and_then(|s| s.load_balancer.as_ref())
         .and_then(|lb| lb.ingress.as_ref());
     let load_balancer_ips = ip_list(
-        lb_ingress.into_iter().flatten().filter_map(|i| i.ip.as_ref()),
+        lb_ingress
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i.ip.as_ref()),
         "status.loadBalancer.ingress[].ip",
     )
     .map_err(invalid)?;
@@ -80,10 +87,16 @@ pub fn service(svc: &core::Service) -> Result<Object, InvalidObject> {
             )));
         }
     };
-    let external_traffic_policy =
-        policy(spec.external_traffic_policy.as_deref(), "externalTrafficPolicy").map_err(invalid)?;
-    let internal_traffic_policy =
-        policy(spec.internal_traffic_policy.as_deref(), "internalTrafficPolicy").map_err(invalid)?;
+    let external_traffic_policy = policy(
+        spec.external_traffic_policy.as_deref(),
+        "externalTrafficPolicy",
+    )
+    .map_err(invalid)?;
+    let internal_traffic_policy = policy(
+        spec.internal_traffic_policy.as_deref(),
+        "internalTrafficPolicy",
+    )
+    .map_err(invalid)?;
     let traffic_distribution = match spec.traffic_distribution.as_deref() {
         None => None,
         Some("PreferClose" | "PreferSameZone") => Some(TrafficDistribution::PreferSameZone),
@@ -177,7 +190,9 @@ fn ports(spec: &core::ServiceSpec, service_type: ServiceType) -> Result<Vec<Serv
         };
         if name.is_empty() {
             if listed.len() > 1 {
-                return Err(format!("{what}: every port needs a name when there are several"));
+                return Err(format!(
+                    "{what}: every port needs a name when there are several"
+                ));
             }
         } else {
             validate::port_name(&name).map_err(|e| format!("{what}: {e}"))?;
@@ -188,14 +203,17 @@ fn ports(spec: &core::ServiceSpec, service_type: ServiceType) -> Result<Vec<Serv
         let protocol = protocol(p.protocol.as_deref()).map_err(|e| format!("{what}: {e}"))?;
         let port = validate::port(p.port, "port").map_err(|e| format!("{what}: {e}"))?;
         if !numbers.insert((port, protocol)) {
-            return Err(format!("{what}: duplicate port {port}/{}", protocol.as_str()));
+            return Err(format!(
+                "{what}: duplicate port {port}/{}",
+                protocol.as_str()
+            ));
         }
         let target_port = match &p.target_port {
             None => TargetPort::Number(port),
             Some(IntOrString::Int(0)) => TargetPort::Number(port),
-            Some(IntOrString::Int(n)) => {
-                TargetPort::Number(validate::port(*n, "targetPort").map_err(|e| format!("{what}: {e}"))?)
-            }
+            Some(IntOrString::Int(n)) => TargetPort::Number(
+                validate::port(*n, "targetPort").map_err(|e| format!("{what}: {e}"))?,
+            ),
             Some(IntOrString::String(s)) => match s.parse::<i32>() {
                 Ok(n) => TargetPort::Number(
                     validate::port(n, "targetPort").map_err(|e| format!("{what}: {e}"))?,
@@ -208,8 +226,15 @@ fn ports(spec: &core::ServiceSpec, service_type: ServiceType) -> Result<Vec<Serv
         };
         let node_port = match p.node_port.filter(|&n| n != 0) {
             None => None,
-            Some(_) if !matches!(service_type, ServiceType::NodePort | ServiceType::LoadBalancer) => {
-                return Err(format!("{what}: nodePort is only valid for NodePort and LoadBalancer Services"));
+            Some(_)
+                if !matches!(
+                    service_type,
+                    ServiceType::NodePort | ServiceType::LoadBalancer
+                ) =>
+            {
+                return Err(format!(
+                    "{what}: nodePort is only valid for NodePort and LoadBalancer Services"
+                ));
             }
             Some(n) => Some(validate::port(n, "nodePort").map_err(|e| format!("{what}: {e}"))?),
         };

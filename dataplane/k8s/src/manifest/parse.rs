@@ -63,7 +63,12 @@ fn expand(value: Value, document: usize, out: &mut Vec<Document>) {
     if !value.is_object() {
         out.push(Document {
             location,
-            outcome: Err(InvalidObject::new("", None, None, "document is not a mapping".into())),
+            outcome: Err(InvalidObject::new(
+                "",
+                None,
+                None,
+                "document is not a mapping".into(),
+            )),
         });
         return;
     }
@@ -74,7 +79,12 @@ fn expand(value: Value, document: usize, out: &mut Vec<Document>) {
             Some(_) => {
                 out.push(Document {
                     location,
-                    outcome: Err(InvalidObject::new("List", None, None, "items is not a list".into())),
+                    outcome: Err(InvalidObject::new(
+                        "List",
+                        None,
+                        None,
+                        "items is not a list".into(),
+                    )),
                 });
                 return;
             }

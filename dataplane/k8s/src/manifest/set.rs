@@ -68,7 +68,11 @@ impl ManifestSet {
 
     /// Every standing problem: per-file ones and duplicates.
     pub fn problems(&self) -> Vec<Problem> {
-        let mut out: Vec<Problem> = self.files.values().flat_map(|f| f.problems.clone()).collect();
+        let mut out: Vec<Problem> = self
+            .files
+            .values()
+            .flat_map(|f| f.problems.clone())
+            .collect();
         for object_ref in self.declared.keys() {
             out.extend(self.duplicates(object_ref));
         }
@@ -113,7 +117,14 @@ impl ManifestSet {
             touched.extend(old.into_iter().flat_map(|o| o.keys().cloned()));
             touched.extend(objects.keys().cloned());
             rescan.problems.extend(problems.iter().cloned());
-            updates.push((path, FileEntry { stamp, objects, problems }));
+            updates.push((
+                path,
+                FileEntry {
+                    stamp,
+                    objects,
+                    problems,
+                },
+            ));
         }
         let before: Vec<(ObjectRef, Option<Object>)> = touched
             .iter()
@@ -254,7 +265,8 @@ impl ManifestSet {
     }
 
     fn duplicates(&self, object_ref: &ObjectRef) -> Vec<Problem> {
-        let (Some(declaring), Some(owner)) = (self.declared.get(object_ref), self.owner.get(object_ref))
+        let (Some(declaring), Some(owner)) =
+            (self.declared.get(object_ref), self.owner.get(object_ref))
         else {
             return Vec::new();
         };
@@ -293,6 +305,11 @@ fn last_good<'a>(
             && key.name == name
             && (key.namespace.is_empty()
                 || Some(key.namespace.as_str())
-                    == Some(invalid.namespace.as_deref().unwrap_or(crate::convert::DEFAULT_NAMESPACE)))
+                    == Some(
+                        invalid
+                            .namespace
+                            .as_deref()
+                            .unwrap_or(crate::convert::DEFAULT_NAMESPACE),
+                    ))
     })
 }

@@ -61,7 +61,11 @@ pub async fn watch(
         objects = rescan.changes.len(),
         "manifests read"
     );
-    if events.send(SourceEvent::Synced(set.objects())).await.is_err() {
+    if events
+        .send(SourceEvent::Synced(set.objects()))
+        .await
+        .is_err()
+    {
         return Ok(());
     }
 
@@ -93,7 +97,11 @@ pub async fn watch(
                 changes = rescan.changes.len(),
                 "manifests changed"
             );
-            if events.send(SourceEvent::Changed(rescan.changes)).await.is_err() {
+            if events
+                .send(SourceEvent::Changed(rescan.changes))
+                .await
+                .is_err()
+            {
                 return Ok(());
             }
         }
@@ -115,10 +123,18 @@ async fn rescan_blocking(
         path: set.root().to_path_buf(),
         source,
     })?;
-    metrics.sync_duration.observe(started.elapsed().as_secs_f64());
+    metrics
+        .sync_duration
+        .observe(started.elapsed().as_secs_f64());
     report(&rescan.problems, metrics);
-    let standing = set.problems().iter().filter(|p| p.severity == Severity::Error).count();
-    metrics.current_problems.set(i64::try_from(standing).unwrap_or(i64::MAX));
+    let standing = set
+        .problems()
+        .iter()
+        .filter(|p| p.severity == Severity::Error)
+        .count();
+    metrics
+        .current_problems
+        .set(i64::try_from(standing).unwrap_or(i64::MAX));
     Ok((set, rescan))
 }
 

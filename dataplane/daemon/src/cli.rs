@@ -1,0 +1,96 @@
+//! The command line: `ferry run` and `ferry check`. These names are the public interface.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ferry",
+    version,
+    about = "Kubernetes node networking in one daemon: eBPF service load balancing, cluster DNS and ingress"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the node daemon.
+    Run(RunArgs),
+    /// Validate a manifest directory: print every problem with its file and object.
+    Check(CheckArgs),
+}
+
+/// Flags of `ferry run`. Values are validated in `config`, so that every configuration error,
+/// from a flag or from `--config`, is reported the same way (exit code 64).
+#[derive(Debug, Default, Args)]
+pub struct RunArgs {
+    /// YAML file with the same settings as the flags (flags override it).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Serve the Kubernetes objects found in this directory (no cluster needed).
+    #[arg(long, value_name = "DIR")]
+    pub manifests: Option<PathBuf>,
+    /// Watch a Kubernetes API server with this kubeconfig (reserved: not implemented yet).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// This node's name, for node-local endpoints (default: the hostname).
+    #[arg(long, value_name = "NAME")]
+    pub node_name: Option<String>,
+    /// This node's IP (default: the IPv4 address of the default-route interface).
+    #[arg(long, value_name = "IP")]
+    pub node_ip: Option<String>,
+    /// Admin server: /healthz, /readyz, /metrics, /debug/state (default 127.0.0.1:10256).
+    #[arg(long, value_name = "ADDR")]
+    pub admin_listen: Option<String>,
+    /// Serve DNS on this address, UDP and TCP (repeatable).
+    #[arg(long, value_name = "ADDR")]
+    pub dns_listen: Vec<String>,
+    /// The cluster DNS domain (default cluster.local).
+    #[arg(long, value_name = "DOMAIN")]
+    pub cluster_domain: Option<String>,
+    /// Serve Ingress HTTP on this address.
+    #[arg(long, value_name = "ADDR")]
+    pub ingress_http: Option<String>,
+    /// Serve Ingress HTTPS on this address.
+    #[arg(long, value_name = "ADDR")]
+    pub ingress_https: Option<String>,
+    /// cgroup2 directory the socket load balancer attaches to (default: the cgroup2 root).
+    #[arg(long, value_name = "PATH")]
+    pub lb_cgroup: Option<PathBuf>,
+    /// Interface for NodePort/externalIP/LoadBalancer traffic (repeatable; default: the one
+    /// holding the node IP).
+    #[arg(long = "nodeport-interface", value_name = "IFNAME")]
+    pub nodeport_interfaces: Vec<String>,
+    /// Switch the eBPF load balancer off.
+    #[arg(long)]
+    pub no_lb: bool,
+    /// Switch cluster DNS off.
+    #[arg(long)]
+    pub no_dns: bool,
+    /// Switch the ingress router off.
+    #[arg(long)]
+    pub no_ingress: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The manifest directory to validate.
+    #[arg(long, value_name = "DIR")]
+    pub manifests: PathBuf,
+}
+
+/// Parses the command line. Help and version exit 0; any usage error exits 64, like every
+/// other configuration error.
+pub fn parse() -> Result<Cli, ExitCode> {
+    Cli::try_parse().map_err(|error| {
+        let _ = error.print();
+        if error.use_stderr() {
+            ExitCode::from(super::EXIT_USAGE)
+        } else {
+            ExitCode::SUCCESS
+        }
+    })
+}

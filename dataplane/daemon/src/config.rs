@@ -1,0 +1,322 @@
+//! `ferry run` settings: a YAML file and flags, merged and validated before anything binds.
+
+use crate::cli::RunArgs;
+use crate::host;
+use serde::Deserialize;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:10256";
+pub const DEFAULT_CLUSTER_DOMAIN: &str = "cluster.local";
+
+/// The `--config` file. Keys are camelCase, as in Kubernetes component configs.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct FileConfig {
+    manifests: Option<PathBuf>,
+    kubeconfig: Option<PathBuf>,
+    node_name: Option<String>,
+    #[serde(rename = "nodeIP")]
+    node_ip: Option<String>,
+    admin_listen: Option<String>,
+    cluster_domain: Option<String>,
+    #[serde(default)]
+    lb: LbSection,
+    #[serde(default)]
+    dns: DnsSection,
+    #[serde(default)]
+    ingress: IngressSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct LbSection {
+    enabled: Option<bool>,
+    cgroup: Option<PathBuf>,
+    nodeport_interfaces: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct DnsSection {
+    enabled: Option<bool>,
+    listen: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct IngressSection {
+    enabled: Option<bool>,
+    http: Option<String>,
+    https: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("--config {path}: {reason}")]
+    File { path: PathBuf, reason: String },
+    #[error("{setting}: {reason}")]
+    Invalid {
+        setting: &'static str,
+        reason: String,
+    },
+}
+
+fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        setting,
+        reason: reason.into(),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceConfig {
+    Manifests(PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LbSettings {
+    pub cgroup: PathBuf,
+    pub nodeport_interfaces: Vec<String>,
+}
+
+/// Validated settings of `ferry run`; a disabled subsystem is `None`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub source: SourceConfig,
+    pub node_name: String,
+    pub node_ip: Option<IpAddr>,
+    pub admin_listen: SocketAddr,
+    pub cluster_domain: String,
+    pub lb: Option<LbSettings>,
+    pub dns: Option<ferry_dns::DnsConfig>,
+    pub ingress: Option<ferry_ingress::IngressConfig>,
+}
+
+impl Config {
+    /// Reads `--config` if given, lets the flags override it, and validates the result.
+    pub fn load(args: &RunArgs) -> Result<Self, ConfigError> {
+        let file = match &args.config {
+            None => FileConfig::default(),
+            Some(path) => read_file(path)?,
+        };
+        Self::merge(args, file)
+    }
+
+    fn merge(args: &RunArgs, file: FileConfig) -> Result<Self, ConfigError> {
+        let manifests = args.manifests.clone().or(file.manifests);
+        let kubeconfig = args.kubeconfig.clone().or(file.kubeconfig);
+        let source = match (manifests, kubeconfig) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "--manifests / --kubeconfig",
+                    "give one source, not both",
+                ));
+            }
+            (None, None) => {
+                return Err(invalid(
+                    "--manifests / --kubeconfig",
+                    "a source is required: --manifests DIR (or --kubeconfig FILE)",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "--kubeconfig",
+                    "the Kubernetes API source is not implemented yet; use --manifests DIR",
+                ));
+            }
+            (Some(dir), None) => {
+                if !dir.is_dir() {
+                    return Err(invalid(
+                        "--manifests",
+                        format!("{} is not a directory", dir.display()),
+                    ));
+                }
+                SourceConfig::Manifests(dir)
+            }
+        };
+
+        let node_name = match args
+            .node_name
+            .clone()
+            .or(file.node_name)
+            .or_else(host::hostname)
+        {
+            Some(name) => name,
+            None => return Err(invalid("--node-name", "no hostname to default to; set it")),
+        };
+        let node_ip = match args.node_ip.as_deref().or(file.node_ip.as_deref()) {
+            Some(ip) => Some(
+                ip.parse::<IpAddr>()
+                    .map_err(|_| invalid("--node-ip", format!("{ip:?} is not an IP address")))?,
+            ),
+            None => host::default_route_ipv4(),
+        };
+        let admin_listen = socket_addr(
+            "--admin-listen",
+            args.admin_listen
+                .as_deref()
+                .or(file.admin_listen.as_deref())
+                .unwrap_or(DEFAULT_ADMIN_LISTEN),
+        )?;
+        let cluster_domain = args
+            .cluster_domain
+            .clone()
+            .or(file.cluster_domain)
+            .unwrap_or_else(|| DEFAULT_CLUSTER_DOMAIN.into())
+            .trim_end_matches('.')
+            .to_ascii_lowercase();
+        if !is_domain(&cluster_domain) {
+            return Err(invalid(
+                "--cluster-domain",
+                format!("{cluster_domain:?} is not a DNS domain"),
+            ));
+        }
+
+        let lb = enabled(args.no_lb, file.lb.enabled)
+            .then(|| lb_settings(args, file.lb))
+            .transpose()?;
+        let dns = enabled(args.no_dns, file.dns.enabled)
+            .then(|| -> Result<_, ConfigError> {
+                let listen = pick_list(&args.dns_listen, file.dns.listen);
+                Ok(ferry_dns::DnsConfig {
+                    listen: listen
+                        .iter()
+                        .map(|a| socket_addr("--dns-listen", a))
+                        .collect::<Result<_, _>>()?,
+                    cluster_domain: cluster_domain.clone(),
+                })
+            })
+            .transpose()?;
+        let ingress = enabled(args.no_ingress, file.ingress.enabled)
+            .then(|| -> Result<_, ConfigError> {
+                let http = args.ingress_http.clone().or(file.ingress.http);
+                let https = args.ingress_https.clone().or(file.ingress.https);
+                Ok(ferry_ingress::IngressConfig {
+                    http: http
+                        .map(|a| socket_addr("--ingress-http", &a))
+                        .transpose()?,
+                    https: https
+                        .map(|a| socket_addr("--ingress-https", &a))
+                        .transpose()?,
+                })
+            })
+            .transpose()?;
+
+        let config = Config {
+            source,
+            node_name,
+            node_ip,
+            admin_listen,
+            cluster_domain,
+            lb,
+            dns,
+            ingress,
+        };
+        config.check_listeners()?;
+        Ok(config)
+    }
+
+    /// No two servers may share an address (DNS binds UDP and TCP, the others TCP).
+    fn check_listeners(&self) -> Result<(), ConfigError> {
+        let mut tcp: Vec<(SocketAddr, &'static str)> = vec![(self.admin_listen, "--admin-listen")];
+        if let Some(dns) = &self.dns {
+            tcp.extend(dns.listen.iter().map(|a| (*a, "--dns-listen")));
+        }
+        if let Some(ingress) = &self.ingress {
+            tcp.extend(ingress.http.map(|a| (a, "--ingress-http")));
+            tcp.extend(ingress.https.map(|a| (a, "--ingress-https")));
+        }
+        for (i, (addr, setting)) in tcp.iter().enumerate() {
+            if let Some((_, other)) = tcp[..i].iter().find(|(a, _)| a == addr) {
+                return Err(invalid(
+                    setting,
+                    format!("{addr} is already used by {other}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    serde_yaml_ng::from_str(&text).map_err(|e| ConfigError::File {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
+fn lb_settings(args: &RunArgs, file: LbSection) -> Result<LbSettings, ConfigError> {
+    let cgroup = match args
+        .lb_cgroup
+        .clone()
+        .or(file.cgroup)
+        .or_else(host::cgroup2_root)
+    {
+        Some(path) => path,
+        None => return Err(invalid("--lb-cgroup", "no cgroup2 mount found; set it")),
+    };
+    if !cgroup.join("cgroup.procs").is_file() {
+        return Err(invalid(
+            "--lb-cgroup",
+            format!("{} is not a cgroup2 directory", cgroup.display()),
+        ));
+    }
+    let nodeport_interfaces = pick_list(&args.nodeport_interfaces, file.nodeport_interfaces);
+    for name in &nodeport_interfaces {
+        if name.is_empty() || name.len() > 15 || name.contains(['/', ' ']) {
+            return Err(invalid(
+                "--nodeport-interface",
+                format!("{name:?} is not an interface name"),
+            ));
+        }
+    }
+    Ok(LbSettings {
+        cgroup,
+        nodeport_interfaces,
+    })
+}
+
+/// A `--no-x` flag wins; else the file's `enabled`; else on.
+fn enabled(disabled_by_flag: bool, in_file: Option<bool>) -> bool {
+    !disabled_by_flag && in_file.unwrap_or(true)
+}
+
+/// Repeatable flags replace the file's list when given at all.
+fn pick_list(flags: &[String], file: Option<Vec<String>>) -> Vec<String> {
+    if flags.is_empty() {
+        file.unwrap_or_default()
+    } else {
+        flags.to_vec()
+    }
+}
+
+fn socket_addr(setting: &'static str, value: &str) -> Result<SocketAddr, ConfigError> {
+    value.parse().map_err(|_| {
+        invalid(
+            setting,
+            format!("{value:?} is not an address (IP:PORT, or [IPv6]:PORT)"),
+        )
+    })
+}
+
+fn is_domain(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+#[cfg(test)]
+mod tests;

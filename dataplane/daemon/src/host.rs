@@ -1,0 +1,56 @@
+//! Facts about this host used as defaults: hostname, node IP, cgroup2 mount.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+/// The kernel hostname, lowercased as Kubernetes node names are.
+pub fn hostname() -> Option<String> {
+    let name = nix::unistd::gethostname().ok()?;
+    let name = name.to_str()?.trim().to_ascii_lowercase();
+    (!name.is_empty()).then_some(name)
+}
+
+/// The first IPv4 address of the interface holding the IPv4 default route.
+pub fn default_route_ipv4() -> Option<IpAddr> {
+    let routes = std::fs::read_to_string("/proc/net/route").ok()?;
+    let iface = default_route_interface(&routes)?;
+    let addrs = nix::ifaddrs::getifaddrs().ok()?;
+    addrs
+        .filter(|a| a.interface_name == iface)
+        .find_map(|a| a.address?.as_sockaddr_in().map(|s| IpAddr::V4(s.ip())))
+}
+
+/// The interface of the `0.0.0.0/0` entry of a `/proc/net/route` table.
+fn default_route_interface(table: &str) -> Option<String> {
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (iface, destination, mask) = (fields.first()?, fields.get(1)?, fields.get(7)?);
+        (*destination == "00000000" && *mask == "00000000").then(|| iface.to_string())
+    })
+}
+
+/// Where the cgroup2 hierarchy is mounted (`/sys/fs/cgroup`, or `/sys/fs/cgroup/unified` on
+/// hybrid hosts).
+pub fn cgroup2_root() -> Option<PathBuf> {
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    mounts.lines().find_map(|line| {
+        // "... mountpoint options ... - fstype source superopts"
+        let (left, right) = line.split_once(" - ")?;
+        let mountpoint = left.split_whitespace().nth(4)?;
+        (right.split_whitespace().next()? == "cgroup2").then(|| PathBuf::from(mountpoint))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_default_route_interface() {
+        let table = "Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\tMTU\tWindow\tIRTT\n\
+                     eth1\t0000A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n\
+                     eth0\t00000000\t0101A8C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n";
+        assert_eq!(default_route_interface(table).as_deref(), Some("eth0"));
+        assert_eq!(default_route_interface("Iface\tDestination\n"), None);
+    }
+}
