@@ -1,0 +1,25 @@
+//! Userspace side of Ferry's eBPF load balancer.
+//!
+//! * [`EBPF_OBJECT`]: the `ferry-ebpf` object, built by `build.rs` and embedded at compile time.
+//! * [`load`] / [`load_all_programs`] / [`attach_cgroup`]: parse the object (creating its maps),
+//!   run every program through the kernel verifier, attach the socket-LB hooks to a cgroup.
+//! * [`MapWriter`]: the narrow seam through which the sync logic programs frontends and
+//!   backends; [`AyaMaps`] writes the kernel maps, [`FakeMaps`] records in memory for tests.
+//!
+//! The map layouts and the map/program names are shared with the BPF side through
+//! [`ferry_ebpf_common`], re-exported here as [`common`].
+
+mod error;
+mod load;
+mod map_writer;
+
+pub use error::LbError;
+pub use ferry_ebpf_common as common;
+pub use load::{attach_cgroup, load, load_all_programs, load_object};
+pub use map_writer::{AyaMaps, FakeMaps, MapWriter};
+
+/// The BPF object (`ferry-ebpf`'s `ferry-bpf` binary for `bpfel-unknown-none`).
+///
+/// Empty when the crate was built with `AYA_BUILD_SKIP=1`; [`load`] then fails with
+/// [`LbError::ObjectMissing`].
+pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ferry-bpf"));

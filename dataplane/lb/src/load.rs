@@ -1,0 +1,94 @@
+//! Loading the object and its programs, attaching the socket-LB hooks.
+
+use std::os::fd::AsFd;
+
+use aya::{
+    Ebpf,
+    programs::{CgroupAttachMode, Program, cgroup_sock_addr::CgroupSockAddrLinkId},
+};
+use tracing::debug;
+
+use crate::{EBPF_OBJECT, LbError};
+
+/// Parses the embedded [`EBPF_OBJECT`] and creates its maps. Programs are not loaded yet.
+pub fn load() -> Result<Ebpf, LbError> {
+    load_object(EBPF_OBJECT)
+}
+
+/// Like [`load`], for an object supplied by the caller.
+pub fn load_object(object: &[u8]) -> Result<Ebpf, LbError> {
+    if object.is_empty() {
+        return Err(LbError::ObjectMissing);
+    }
+    Ebpf::load(object).map_err(|e| LbError::Object(Box::new(e)))
+}
+
+/// Loads every program of `ebpf` into the kernel, through the verifier, and returns their
+/// names, sorted. Fails on the first program the kernel rejects (the error carries the
+/// verifier log) or on a program kind this crate does not know.
+pub fn load_all_programs(ebpf: &mut Ebpf) -> Result<Vec<String>, LbError> {
+    let mut names = Vec::new();
+    for (name, program) in ebpf.programs_mut() {
+        let loaded = match program {
+            Program::CgroupSockAddr(p) => p.load(),
+            Program::SchedClassifier(p) => p.load(),
+            other => {
+                return Err(LbError::ProgramKind {
+                    program: name.to_owned(),
+                    actual: format!("{:?}", other.prog_type()),
+                    expected: "cgroup sock_addr or tc classifier program",
+                });
+            }
+        };
+        loaded.map_err(|e| LbError::Program {
+            program: name.to_owned(),
+            action: "load",
+            source: Box::new(e),
+        })?;
+        debug!(program = name, "BPF program loaded");
+        names.push(name.to_owned());
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Attaches the loaded cgroup `sock_addr` program `program` (one of
+/// [`crate::common::programs::SOCKET_LB`]) to the cgroup v2 directory `cgroup`.
+///
+/// The link lives as long as `ebpf` (it is not pinned yet).
+pub fn attach_cgroup(
+    ebpf: &mut Ebpf,
+    program: &str,
+    cgroup: impl AsFd,
+    mode: CgroupAttachMode,
+) -> Result<CgroupSockAddrLinkId, LbError> {
+    let found = ebpf
+        .program_mut(program)
+        .ok_or_else(|| LbError::ProgramMissing {
+            program: program.to_owned(),
+        })?;
+    let Program::CgroupSockAddr(p) = found else {
+        return Err(LbError::ProgramKind {
+            program: program.to_owned(),
+            actual: format!("{:?}", found.prog_type()),
+            expected: "cgroup sock_addr program",
+        });
+    };
+    let link = p.attach(cgroup, mode).map_err(|e| LbError::Program {
+        program: program.to_owned(),
+        action: "attach",
+        source: Box::new(e),
+    })?;
+    debug!(program, "BPF program attached to cgroup");
+    Ok(link)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_object_is_reported_missing() {
+        assert!(matches!(load_object(&[]), Err(LbError::ObjectMissing)));
+    }
+}

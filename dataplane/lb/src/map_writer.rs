@@ -1,0 +1,164 @@
+//! [`MapWriter`]: the seam between "what the maps should contain" and the kernel maps.
+
+use std::{collections::BTreeMap, io};
+
+use aya::{
+    Ebpf,
+    maps::{HashMap, MapData, MapError},
+};
+
+use crate::{
+    LbError,
+    common::{
+        Backend, BackendSlotKey, Frontend, FrontendKey,
+        maps::{BACKENDS, FRONTENDS},
+    },
+};
+
+/// Writes the userspace-owned LB maps, one entry at a time.
+///
+/// Each call is one map update, which BPF sees atomically; ordering several calls into a
+/// consistent change (backends of a new revision first, then the frontend, then deleting the
+/// old revision) is the caller's job.
+pub trait MapWriter {
+    /// Inserts or replaces a frontend.
+    fn put_frontend(&mut self, key: &FrontendKey, value: &Frontend) -> Result<(), LbError>;
+    /// Removes a frontend; removing an absent key is not an error.
+    fn delete_frontend(&mut self, key: &FrontendKey) -> Result<(), LbError>;
+    /// Inserts or replaces a backend slot.
+    fn put_backend(&mut self, key: &BackendSlotKey, value: &Backend) -> Result<(), LbError>;
+    /// Removes a backend slot; removing an absent key is not an error.
+    fn delete_backend(&mut self, key: &BackendSlotKey) -> Result<(), LbError>;
+}
+
+/// [`MapWriter`] over the kernel maps of a loaded object.
+#[derive(Debug)]
+pub struct AyaMaps {
+    frontends: HashMap<MapData, FrontendKey, Frontend>,
+    backends: HashMap<MapData, BackendSlotKey, Backend>,
+}
+
+impl AyaMaps {
+    /// Takes ownership of the `FRONTENDS` and `BACKENDS` maps out of `ebpf`.
+    pub fn take(ebpf: &mut Ebpf) -> Result<Self, LbError> {
+        Ok(Self {
+            frontends: take_hash_map(ebpf, FRONTENDS)?,
+            backends: take_hash_map(ebpf, BACKENDS)?,
+        })
+    }
+}
+
+fn take_hash_map<K: aya::Pod, V: aya::Pod>(
+    ebpf: &mut Ebpf,
+    map: &'static str,
+) -> Result<HashMap<MapData, K, V>, LbError> {
+    let taken = ebpf.take_map(map).ok_or(LbError::MapMissing { map })?;
+    HashMap::try_from(taken).map_err(|e| map_error(map, "open", e))
+}
+
+fn map_error(map: &'static str, action: &'static str, source: MapError) -> LbError {
+    LbError::Map {
+        map,
+        action,
+        source: Box::new(source),
+    }
+}
+
+/// A delete of an absent key fails with `ENOENT`; for a "make it absent" operation that is done.
+fn absent_is_ok(result: Result<(), MapError>) -> Result<(), MapError> {
+    match result {
+        Err(MapError::KeyNotFound) => Ok(()),
+        Err(MapError::SyscallError(e)) if e.io_error.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+impl MapWriter for AyaMaps {
+    fn put_frontend(&mut self, key: &FrontendKey, value: &Frontend) -> Result<(), LbError> {
+        self.frontends
+            .insert(key, value, 0)
+            .map_err(|e| map_error(FRONTENDS, "insert", e))
+    }
+
+    fn delete_frontend(&mut self, key: &FrontendKey) -> Result<(), LbError> {
+        absent_is_ok(self.frontends.remove(key)).map_err(|e| map_error(FRONTENDS, "remove", e))
+    }
+
+    fn put_backend(&mut self, key: &BackendSlotKey, value: &Backend) -> Result<(), LbError> {
+        self.backends
+            .insert(key, value, 0)
+            .map_err(|e| map_error(BACKENDS, "insert", e))
+    }
+
+    fn delete_backend(&mut self, key: &BackendSlotKey) -> Result<(), LbError> {
+        absent_is_ok(self.backends.remove(key)).map_err(|e| map_error(BACKENDS, "remove", e))
+    }
+}
+
+/// In-memory [`MapWriter`] for tests of the sync logic: the maps are plain fields to assert on.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct FakeMaps {
+    /// Contents of `FRONTENDS`.
+    pub frontends: BTreeMap<FrontendKey, Frontend>,
+    /// Contents of `BACKENDS`.
+    pub backends: BTreeMap<BackendSlotKey, Backend>,
+}
+
+impl MapWriter for FakeMaps {
+    fn put_frontend(&mut self, key: &FrontendKey, value: &Frontend) -> Result<(), LbError> {
+        self.frontends.insert(*key, *value);
+        Ok(())
+    }
+
+    fn delete_frontend(&mut self, key: &FrontendKey) -> Result<(), LbError> {
+        self.frontends.remove(key);
+        Ok(())
+    }
+
+    fn put_backend(&mut self, key: &BackendSlotKey, value: &Backend) -> Result<(), LbError> {
+        self.backends.insert(*key, *value);
+        Ok(())
+    }
+
+    fn delete_backend(&mut self, key: &BackendSlotKey) -> Result<(), LbError> {
+        self.backends.remove(key);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fake_maps_record_puts_and_deletes() {
+        let key = FrontendKey::new("10.96.0.10:80".parse().unwrap(), crate::common::IPPROTO_TCP);
+        let frontend = Frontend {
+            service_id: 7,
+            revision: 1,
+            backend_count: 1,
+            flags: 0,
+            affinity_timeout_secs: 0,
+        };
+        let slot = BackendSlotKey {
+            service_id: 7,
+            revision: 1,
+            slot: 0,
+        };
+        let backend = Backend::new("10.0.0.5:8080".parse().unwrap());
+        let mut maps = FakeMaps::default();
+        maps.put_backend(&slot, &backend).unwrap();
+        maps.put_frontend(&key, &frontend).unwrap();
+        assert_eq!(maps.frontends.get(&key), Some(&frontend));
+        assert_eq!(maps.backends.get(&slot), Some(&backend));
+        assert_eq!(
+            backend.socket_addr(),
+            Some("10.0.0.5:8080".parse().unwrap())
+        );
+
+        maps.delete_frontend(&key).unwrap();
+        maps.delete_backend(&slot).unwrap();
+        maps.delete_backend(&slot).unwrap();
+        assert_eq!(maps, FakeMaps::default());
+    }
+}

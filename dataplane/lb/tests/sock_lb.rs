@@ -1,0 +1,212 @@
+//! Socket-level load balancing end to end, in a namespace and cgroup of the test's own: clients
+//! in the cgroup dial service addresses and reach servers on the namespace's loopback, while
+//! `getpeername()` / `recvfrom()` still report the service address. Needs root (see
+//! `support/privileged.rs`).
+//!
+//! The clients are this test binary again, re-run with [`CLIENT_ENV`] set (so the test body
+//! acts as the client), under `ip netns exec`, moving itself into the cgroup before `exec`.
+
+#[path = "support/privileged.rs"]
+mod privileged;
+#[path = "support/sandbox.rs"]
+mod sandbox;
+
+use std::{
+    env,
+    fs::File,
+    io::{Read as _, Write as _},
+    net::{SocketAddr, TcpListener, TcpStream, UdpSocket},
+    process::Command,
+    thread,
+    time::Duration,
+};
+
+use aya::programs::CgroupAttachMode;
+use ferry_lb::{
+    AyaMaps, MapWriter as _,
+    common::{Backend, BackendSlotKey, Frontend, FrontendKey, IPPROTO_TCP, IPPROTO_UDP, programs},
+};
+use privileged::{chain, privileged};
+use sandbox::Sandbox;
+
+const TEST_NAME: &str = "socket_lb_translates_and_restores_addresses";
+/// Set in a client process: `<tcp|udp> <service address>`.
+const CLIENT_ENV: &str = "FERRY_SOCK_LB_CLIENT";
+/// Prefix of the client's one result line on stdout.
+const RESULT: &str = "FERRY-CLIENT-RESULT ";
+const GREETING: &str = "ferry";
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+#[test]
+fn socket_lb_translates_and_restores_addresses() {
+    if let Ok(job) = env::var(CLIENT_ENV) {
+        println!("{RESULT}{}", client(&job));
+        return;
+    }
+    if !privileged(TEST_NAME) {
+        return;
+    }
+    // Declared first, dropped last: the programs detach before the cgroup is removed.
+    let sandbox = Sandbox::create("lb").unwrap_or_else(|e| panic!("sandbox: {e:#}"));
+    let mut ebpf = ferry_lb::load().unwrap_or_else(|e| panic!("{}", chain(&e)));
+    ferry_lb::load_all_programs(&mut ebpf).unwrap_or_else(|e| panic!("{}", chain(&e)));
+    let cgroup = File::open(sandbox.cgroup_dir()).expect("open cgroup dir");
+    for program in programs::SOCKET_LB {
+        ferry_lb::attach_cgroup(&mut ebpf, program, &cgroup, CgroupAttachMode::Single)
+            .unwrap_or_else(|e| panic!("{}", chain(&e)));
+    }
+
+    let (tcp4, tcp6, udp4) = sandbox
+        .in_netns(|| {
+            (
+                TcpListener::bind("127.0.0.1:0").expect("bind tcp4"),
+                TcpListener::bind("[::1]:0").expect("bind tcp6"),
+                UdpSocket::bind("127.0.0.1:0").expect("bind udp4"),
+            )
+        })
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let backend_tcp4 = tcp4.local_addr().unwrap();
+    let backend_tcp6 = tcp6.local_addr().unwrap();
+    let backend_udp4 = udp4.local_addr().unwrap();
+    serve_tcp(tcp4);
+    serve_tcp(tcp6);
+    serve_udp(udp4);
+
+    let mut maps = AyaMaps::take(&mut ebpf).unwrap_or_else(|e| panic!("{}", chain(&e)));
+    let mut service = |id: u32, frontend: &str, proto: u8, backends: &[SocketAddr]| {
+        let key = FrontendKey::new(frontend.parse().unwrap(), proto);
+        for (slot, backend) in (0..).zip(backends) {
+            let slot_key = BackendSlotKey {
+                service_id: id,
+                revision: 1,
+                slot,
+            };
+            maps.put_backend(&slot_key, &Backend::new(*backend))
+                .unwrap();
+        }
+        let value = Frontend {
+            service_id: id,
+            revision: 1,
+            backend_count: u32::try_from(backends.len()).unwrap(),
+            flags: 0,
+            affinity_timeout_secs: 0,
+        };
+        maps.put_frontend(&key, &value).unwrap();
+    };
+    service(1, "10.96.0.10:80", IPPROTO_TCP, &[backend_tcp4]);
+    service(2, "10.96.0.11:80", IPPROTO_TCP, &[]);
+    service(3, "[fd00:96::10]:80", IPPROTO_TCP, &[backend_tcp6]);
+    service(4, "10.96.0.10:53", IPPROTO_UDP, &[backend_udp4]);
+
+    let in_cgroup = |job: &str| run_client(&sandbox, job, true);
+    assert_eq!(
+        in_cgroup("tcp 10.96.0.10:80"),
+        "ok peer=10.96.0.10:80 data=ferry"
+    );
+    assert_eq!(
+        in_cgroup("tcp [::ffff:10.96.0.10]:80"),
+        "ok peer=[::ffff:10.96.0.10]:80 data=ferry",
+        "an IPv6 socket dialling a v4-mapped service address"
+    );
+    assert_eq!(
+        in_cgroup("tcp [fd00:96::10]:80"),
+        "ok peer=[fd00:96::10]:80 data=ferry"
+    );
+    assert_eq!(
+        in_cgroup("udp 10.96.0.10:53"),
+        "ok peer=10.96.0.10:53 data=ferry"
+    );
+    assert_eq!(
+        in_cgroup("tcp 10.96.0.11:80"),
+        "err errno=1",
+        "a service without backends rejects connect() with EPERM"
+    );
+    assert_eq!(
+        run_client(&sandbox, "tcp 10.96.0.10:80", false),
+        "err errno=101",
+        "outside the cgroup nothing is translated: ENETUNREACH in a lo-only namespace"
+    );
+}
+
+/// Runs one client job in the sandbox's namespace, inside its cgroup or not; returns the
+/// client's result line.
+fn run_client(sandbox: &Sandbox, job: &str, in_cgroup: bool) -> String {
+    let me = env::current_exe().expect("current_exe");
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", sandbox.netns()]);
+    if in_cgroup {
+        // The shell moves itself into the cgroup, then becomes the client (same pid).
+        let procs = sandbox.cgroup_dir().join("cgroup.procs");
+        cmd.args(["sh", "-c", r#"echo $$ > "$0" && exec "$@""#])
+            .arg(procs);
+    }
+    cmd.arg(me)
+        .args([TEST_NAME, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CLIENT_ENV, job);
+    let out = cmd.output().expect("spawn client");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout
+        .lines()
+        // libtest prints "test <name> ... " on the same line first.
+        .find_map(|line| line.split_once(RESULT).map(|(_, result)| result))
+        .unwrap_or_else(|| {
+            panic!(
+                "client {job:?} printed no result ({}):\n{stdout}\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+        .to_owned()
+}
+
+/// The client side: dial, then report what the socket says the peer is and what it received.
+fn client(job: &str) -> String {
+    let (proto, target) = job.split_once(' ').expect("job: <proto> <addr>");
+    let target: SocketAddr = target.parse().expect("job address");
+    let result = match proto {
+        "tcp" => tcp_client(target),
+        "udp" => udp_client(target),
+        other => panic!("unknown protocol {other}"),
+    };
+    match result {
+        Ok((peer, data)) => format!("ok peer={peer} data={data}"),
+        Err(e) => format!("err errno={}", e.raw_os_error().unwrap_or(-1)),
+    }
+}
+
+fn tcp_client(target: SocketAddr) -> std::io::Result<(SocketAddr, String)> {
+    let mut stream = TcpStream::connect(target)?;
+    stream.set_read_timeout(Some(TIMEOUT))?;
+    let peer = stream.peer_addr()?;
+    let mut data = String::new();
+    stream.read_to_string(&mut data)?;
+    Ok((peer, data))
+}
+
+fn udp_client(target: SocketAddr) -> std::io::Result<(SocketAddr, String)> {
+    let socket = UdpSocket::bind("0.0.0.0:0")?;
+    socket.set_read_timeout(Some(TIMEOUT))?;
+    socket.send_to(b"hello", target)?;
+    let mut buf = [0; 64];
+    let (len, from) = socket.recv_from(&mut buf)?;
+    Ok((from, String::from_utf8_lossy(&buf[..len]).into_owned()))
+}
+
+/// Greets every connection, then closes it. Runs until the test process exits.
+fn serve_tcp(listener: TcpListener) {
+    thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let _ = stream.write_all(GREETING.as_bytes());
+        }
+    });
+}
+
+/// Answers every datagram with the greeting. Runs until the test process exits.
+fn serve_udp(socket: UdpSocket) {
+    thread::spawn(move || {
+        let mut buf = [0; 64];
+        while let Ok((_, from)) = socket.recv_from(&mut buf) {
+            let _ = socket.send_to(GREETING.as_bytes(), from);
+        }
+    });
+}

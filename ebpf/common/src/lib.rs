@@ -1,0 +1,39 @@
+//! Map keys and values shared by Ferry's BPF programs (`ferry-ebpf`) and its userspace loader
+//! (`ferry-lb`).
+//!
+//! Every type here is `#[repr(C)]`, has no implicit padding (pad bytes are explicit fields that
+//! must be zero, because BPF hash maps compare keys bytewise), uses no `bool`, and carries a
+//! compile-time size assertion so a layout change cannot slip through on one side only.
+//!
+//! # Addresses
+//!
+//! IPv4 and IPv6 share one layout: an address is `[u32; 4]` holding the raw network-order bytes
+//! exactly as the kernel stores them in `bpf_sock_addr.user_ip6` (word `i` = bytes `4i..4i+4`,
+//! read as a native-endian `u32`). An IPv4 address occupies word 0 and words 1..4 are zero; a
+//! separate `family` byte ([`AF_INET`] / [`AF_INET6`]) says which one it is. One key type for both
+//! families keeps the map count, the userspace encoder and the BPF lookups single-path. Ports are
+//! `u16` in network byte order, as in `sockaddr_in`. Use [`addr::ip_words`] / [`addr::ip_from_words`]
+//! and `u16::to_be` / `u16::from_be` to convert; never hand-roll the byte order.
+//!
+//! # Maps
+//!
+//! | map ([`maps`]) | key | value | written by |
+//! |---|---|---|---|
+//! | `FRONTENDS` | [`FrontendKey`] | [`Frontend`] | userspace |
+//! | `BACKENDS` | [`BackendSlotKey`] | [`Backend`] | userspace |
+//! | `REVNAT` (LRU) | [`RevNatKey`] | [`RevNatValue`] | BPF (`connect*`, `sendmsg*`) |
+#![cfg_attr(not(test), no_std)]
+
+pub mod addr;
+mod backend;
+mod frontend;
+pub mod maps;
+#[cfg(feature = "user")]
+mod pod;
+pub mod programs;
+mod revnat;
+
+pub use addr::{AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP};
+pub use backend::{Backend, BackendSlotKey};
+pub use frontend::{FRONTEND_FLAG_AFFINITY, Frontend, FrontendKey};
+pub use revnat::{RevNatKey, RevNatValue};

@@ -1,0 +1,22 @@
+//! `aya::Pod` for every map type (userspace only, `user` feature).
+#![allow(
+    unsafe_code,
+    reason = "aya::Pod is an unsafe marker trait; each impl is justified below"
+)]
+
+use crate::{Backend, BackendSlotKey, Frontend, FrontendKey, RevNatKey, RevNatValue};
+
+// SAFETY: each type is `#[repr(C)]`, `Copy`, made only of integers and integer arrays, and has
+// no implicit padding (asserted by its size check), so every byte pattern is a valid value and
+// every byte of a value is initialised.
+unsafe impl aya::Pod for FrontendKey {}
+// SAFETY: as above.
+unsafe impl aya::Pod for Frontend {}
+// SAFETY: as above.
+unsafe impl aya::Pod for BackendSlotKey {}
+// SAFETY: as above.
+unsafe impl aya::Pod for Backend {}
+// SAFETY: as above.
+unsafe impl aya::Pod for RevNatKey {}
+// SAFETY: as above.
+unsafe impl aya::Pod for RevNatValue {}

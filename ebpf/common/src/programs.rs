@@ -1,0 +1,45 @@
+//! Program names (the function names in `ferry-ebpf`, which aya looks programs up by).
+
+/// `cgroup/connect4`: translate a TCP/UDP `connect()` to a service address.
+pub const CONNECT4: &str = "connect4";
+/// `cgroup/connect6`.
+pub const CONNECT6: &str = "connect6";
+/// `cgroup/sendmsg4`: translate an unconnected UDP `sendmsg()`.
+pub const SENDMSG4: &str = "sendmsg4";
+/// `cgroup/sendmsg6`.
+pub const SENDMSG6: &str = "sendmsg6";
+/// `cgroup/recvmsg4`: report the service address as the source of a reply.
+pub const RECVMSG4: &str = "recvmsg4";
+/// `cgroup/recvmsg6`.
+pub const RECVMSG6: &str = "recvmsg6";
+/// `cgroup/getpeername4`: report the service address as the peer.
+pub const GETPEERNAME4: &str = "getpeername4";
+/// `cgroup/getpeername6`.
+pub const GETPEERNAME6: &str = "getpeername6";
+/// `classifier`: NodePort ingress (placeholder, passes every packet).
+pub const NODEPORT_INGRESS: &str = "nodeport_ingress";
+
+/// The cgroup `sock_addr` programs, attached together for socket-level load balancing.
+pub const SOCKET_LB: [&str; 8] = [
+    CONNECT4,
+    CONNECT6,
+    SENDMSG4,
+    SENDMSG6,
+    RECVMSG4,
+    RECVMSG6,
+    GETPEERNAME4,
+    GETPEERNAME6,
+];
+
+/// Every program the object defines.
+pub const ALL: [&str; 9] = [
+    CONNECT4,
+    CONNECT6,
+    SENDMSG4,
+    SENDMSG6,
+    RECVMSG4,
+    RECVMSG6,
+    GETPEERNAME4,
+    GETPEERNAME6,
+    NODEPORT_INGRESS,
+];

@@ -1,0 +1,256 @@
+//! Harness for the end-to-end suites: start the real `ferry` binary, talk to its admin server,
+//! send it signals, and read its log.
+//!
+//! Tests that need root or an external tool call [`require_root`] / [`require_tool`]: under
+//! `CI=true` a missing requirement fails the test; elsewhere it is skipped loudly.
+
+use anyhow::{Context, bail};
+use std::fs::File;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// The `ferry` binary next to this test executable (`target/<profile>/ferry`), or `$FERRY_BIN`.
+pub fn ferry_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("FERRY_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/<test> -> target/<profile>/ferry
+    let path = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|dir| dir.join("ferry"))
+        .expect("test executable has no target directory");
+    assert!(
+        path.is_file(),
+        "{} not found: build it first (`cargo build -p ferry`; `cargo xtask test` does)",
+        path.display()
+    );
+    path
+}
+
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// True when running as root. Without root: fails under CI, else prints why and returns false.
+pub fn require_root(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    assert!(!in_ci(), "{test}: needs root, and CI=true forbids skipping");
+    eprintln!("SKIPPED {test}: needs root");
+    false
+}
+
+/// True when `tool` is on PATH. Without it: fails under CI, else prints why and returns false.
+pub fn require_tool(test: &str, tool: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if found {
+        return true;
+    }
+    assert!(
+        !in_ci(),
+        "{test}: needs {tool}, and CI=true forbids skipping"
+    );
+    eprintln!("SKIPPED {test}: needs {tool} (cargo xtask setup installs it)");
+    false
+}
+
+/// A free TCP port on loopback (bound then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("binding an ephemeral port")
+}
+
+/// A running `ferry run`, killed on drop. Its stderr goes to a log file read by [`Ferry::log`].
+#[derive(Debug)]
+pub struct Ferry {
+    child: Child,
+    pub admin: SocketAddr,
+    log_path: PathBuf,
+    _log_dir: tempfile::TempDir,
+}
+
+impl Ferry {
+    /// Starts `ferry run --admin-listen 127.0.0.1:<free> <args>`.
+    pub fn start(args: &[&str]) -> anyhow::Result<Self> {
+        let admin: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let log_dir = tempfile::tempdir()?;
+        let log_path = log_dir.path().join("ferry.log");
+        let child = Command::new(ferry_binary())
+            .arg("run")
+            .args(["--admin-listen", &admin.to_string()])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(File::create(&log_path)?)
+            .spawn()
+            .context("spawning ferry")?;
+        Ok(Self {
+            child,
+            admin,
+            log_path,
+            _log_dir: log_dir,
+        })
+    }
+
+    /// Polls `/readyz` until 200; returns how long it took.
+    pub fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        while started.elapsed() < timeout {
+            if let Some(status) = self.child.try_wait()? {
+                bail!(
+                    "ferry exited with {status} before ready; log:\n{}",
+                    self.log()
+                );
+            }
+            if matches!(self.get("/readyz"), Ok((200, _))) {
+                return Ok(started.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        bail!("ferry not ready after {timeout:?}; log:\n{}", self.log())
+    }
+
+    /// GET on the admin server: status and body.
+    pub fn get(&self, path: &str) -> anyhow::Result<(u16, String)> {
+        http_get(&format!("http://{}{path}", self.admin))
+    }
+
+    /// The state JSON from `/debug/state`.
+    pub fn state(&self) -> anyhow::Result<serde_json::Value> {
+        let (status, body) = self.get("/debug/state")?;
+        if status != 200 {
+            bail!("/debug/state answered {status}: {body}");
+        }
+        Ok(serde_json::from_str(&body)?)
+    }
+
+    /// One sample of a metric (exact name with labels) from `/metrics`.
+    pub fn metric(&self, name: &str) -> anyhow::Result<f64> {
+        let (_, body) = self.get("/metrics")?;
+        body.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .with_context(|| format!("metric {name} not found in:\n{body}"))
+    }
+
+    /// Polls `check` on the state until it holds; returns how long it took.
+    pub fn wait_for_state(
+        &self,
+        timeout: Duration,
+        check: impl Fn(&serde_json::Value) -> bool,
+    ) -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        while started.elapsed() < timeout {
+            if self.state().is_ok_and(|s| check(&s)) {
+                return Ok(started.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        bail!(
+            "state never matched within {timeout:?}; log:\n{}",
+            self.log()
+        )
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    pub fn signal(&self, signal: nix::sys::signal::Signal) -> anyhow::Result<()> {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id())?);
+        nix::sys::signal::kill(pid, signal)?;
+        Ok(())
+    }
+
+    /// Waits for the process to exit, at most `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> anyhow::Result<ExitStatus> {
+        let started = Instant::now();
+        while started.elapsed() < timeout {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        bail!("ferry still running after {timeout:?}")
+    }
+}
+
+impl Drop for Ferry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A plain HTTP GET that reports any status instead of failing on 4xx/5xx.
+pub fn http_get(url: &str) -> anyhow::Result<(u16, String)> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(5)))
+        .build()
+        .into();
+    let mut response = agent.get(url).call()?;
+    let status = response.status().as_u16();
+    let body = response.body_mut().read_to_string()?;
+    Ok((status, body))
+}
+
+/// Writes `text` to `dir/name` atomically (temp file + rename), as editors and kubectl do.
+pub fn write_atomic(dir: &Path, name: &str, text: &str) -> anyhow::Result<()> {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, dir.join(name))?;
+    Ok(())
+}
+
+/// `count` ClusterIP Services named `svc-<i>` in namespace `bench`, each with one
+/// EndpointSlice of `endpoints` ready endpoints, spread over `files` YAML files.
+pub fn write_services(
+    dir: &Path,
+    count: usize,
+    endpoints: usize,
+    files: usize,
+) -> anyhow::Result<()> {
+    let mut docs: Vec<String> = vec![String::new(); files.max(1)];
+    for i in 0..count {
+        let mut text = format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: svc-{i}, namespace: bench}}\n\
+             spec:\n  clusterIP: 10.{}.{}.{}\n  ports: [{{name: http, port: 80, targetPort: 8080}}]\n---\n\
+             apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+             metadata: {{name: svc-{i}-a, namespace: bench, labels: {{kubernetes.io/service-name: svc-{i}}}}}\n\
+             addressType: IPv4\nports: [{{name: http, port: 8080}}]\nendpoints:\n",
+            96 + i / 65536,
+            (i / 256) % 256,
+            i % 256
+        );
+        for e in 0..endpoints {
+            let n = i * endpoints + e;
+            text.push_str(&format!(
+                "- addresses: [10.{}.{}.{}]\n  conditions: {{ready: true}}\n  nodeName: node-{}\n",
+                128 + n / 65536,
+                (n / 256) % 256,
+                n % 256,
+                e % 3
+            ));
+        }
+        text.push_str("---\n");
+        let file = i % docs.len();
+        docs[file].push_str(&text);
+    }
+    for (f, text) in docs.iter().enumerate() {
+        std::fs::write(dir.join(format!("services-{f}.yaml")), text)?;
+    }
+    Ok(())
+}
