@@ -18,7 +18,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the node daemon.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Validate a manifest directory: print every problem with its file and object.
     Check(CheckArgs),
 }

@@ -77,7 +77,8 @@ fn unknown_fields_are_rejected() {
 #[test]
 fn bad_values_name_the_setting() {
     let dir = manifests_dir();
-    let cases: [(fn(&mut RunArgs), &str); 6] = [
+    type Mutation = fn(&mut RunArgs);
+    let cases: [(Mutation, &str); 6] = [
         (
             |a| a.admin_listen = Some("localhost".into()),
             "--admin-listen",
