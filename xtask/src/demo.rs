@@ -5,8 +5,8 @@ use crate::shell;
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 const NETNS: &str = "ferry-demo";
@@ -56,7 +56,9 @@ pub fn run(smoke: bool) -> anyhow::Result<()> {
     let xtask = std::env::current_exe()?;
 
     // Leftovers of an interrupted run.
-    let _ = shell::command("ip", &["netns", "del", NETNS]).stderr(Stdio::null()).status();
+    let _ = shell::command("ip", &["netns", "del", NETNS])
+        .stderr(Stdio::null())
+        .status();
     let cgroup = Path::new(CGROUP_MOUNT).join("demo");
     let mut sandbox = Sandbox {
         children: Vec::new(),
@@ -111,7 +113,11 @@ pub fn run(smoke: bool) -> anyhow::Result<()> {
     let flag = stop.clone();
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))?;
     while !stop.load(Ordering::SeqCst) {
-        if let Some(status) = sandbox.children.last_mut().and_then(|c| c.try_wait().ok().flatten()) {
+        if let Some(status) = sandbox
+            .children
+            .last_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+        {
             bail!("ferry exited: {status}");
         }
         std::thread::sleep(Duration::from_millis(200));
@@ -123,7 +129,11 @@ pub fn run(smoke: bool) -> anyhow::Result<()> {
 fn wait_ready(sandbox: &mut Sandbox) -> anyhow::Result<()> {
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(30) {
-        if let Some(status) = sandbox.children.last_mut().and_then(|c| c.try_wait().ok().flatten()) {
+        if let Some(status) = sandbox
+            .children
+            .last_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+        {
             bail!("ferry exited before it was ready: {status}");
         }
         let ready = in_netns(&["curl", "-sf", &format!("http://{ADMIN}/readyz")])

@@ -32,7 +32,13 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn setup() -> anyhow::Result<()> {
-    shell::run("bash", &[shell::root().join("xtask/setup.sh").to_str().unwrap_or_default()])
+    shell::run(
+        "bash",
+        &[shell::root()
+            .join("xtask/setup.sh")
+            .to_str()
+            .unwrap_or_default()],
+    )
 }
 
 fn test() -> anyhow::Result<()> {

@@ -29,7 +29,8 @@ pub enum ManifestError {
 }
 
 /// Reads `root`, sends one `Synced` with everything, then a `Changed` batch per change on disk.
-/// Returns when the receiver is dropped; fails only if the folder itself cannot be read.
+/// Returns when the receiver is dropped; fails only if the folder cannot be read or watched at
+/// start. Later read failures keep the last good objects and are retried.
 pub async fn watch(
     root: PathBuf,
     metrics: K8sMetrics,
@@ -52,9 +53,10 @@ pub async fn watch(
             source,
         })?;
 
-    let mut set = ManifestSet::new(root);
-    let rescan;
-    (set, rescan) = rescan_blocking(set, &metrics).await?;
+    let (mut set, rescan) = match rescan_blocking(ManifestSet::new(root), &metrics).await {
+        (set, Ok(rescan)) => (set, rescan),
+        (_, Err(error)) => return Err(error),
+    };
     tracing::info!(
         dir = %set.root().display(),
         files = rescan.files_read,
@@ -84,11 +86,12 @@ pub async fn watch(
         }
         let rescan;
         (set, rescan) = match rescan_blocking(set, &metrics).await {
-            Ok(done) => done,
-            Err(error) => {
-                // The folder vanished or became unreadable: keep serving what we have.
+            (set, Ok(rescan)) => (set, rescan),
+            (set, Err(error)) => {
+                // The folder vanished or became unreadable: keep serving what we have and
+                // try again at the next event or resync.
                 tracing::error!(%error, "manifest rescan failed; keeping the last good objects");
-                return Err(error);
+                (set, Rescan::default())
             }
         };
         if !rescan.changes.is_empty() {
@@ -108,10 +111,11 @@ pub async fn watch(
     }
 }
 
+/// Rescans on the blocking pool; the set comes back whatever the outcome.
 async fn rescan_blocking(
     mut set: ManifestSet,
     metrics: &K8sMetrics,
-) -> Result<(ManifestSet, Rescan), ManifestError> {
+) -> (ManifestSet, Result<Rescan, ManifestError>) {
     let started = Instant::now();
     let (set, result) = tokio::task::spawn_blocking(move || {
         let result = set.rescan();
@@ -119,10 +123,13 @@ async fn rescan_blocking(
     })
     .await
     .expect("manifest rescan panicked");
-    let rescan = result.map_err(|source| ManifestError::Read {
-        path: set.root().to_path_buf(),
-        source,
-    })?;
+    let rescan = match result {
+        Ok(rescan) => rescan,
+        Err(source) => {
+            let path = set.root().to_path_buf();
+            return (set, Err(ManifestError::Read { path, source }));
+        }
+    };
     metrics
         .sync_duration
         .observe(started.elapsed().as_secs_f64());
@@ -135,7 +142,7 @@ async fn rescan_blocking(
     metrics
         .current_problems
         .set(i64::try_from(standing).unwrap_or(i64::MAX));
-    Ok((set, rescan))
+    (set, Ok(rescan))
 }
 
 fn report(problems: &[Problem], metrics: &K8sMetrics) {
