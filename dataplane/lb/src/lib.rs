@@ -12,11 +12,13 @@
 mod error;
 mod load;
 mod map_writer;
+mod sync;
 
 pub use error::LbError;
 pub use ferry_ebpf_common as common;
 pub use load::{attach_cgroup, load, load_all_programs, load_object};
 pub use map_writer::{AyaMaps, FakeMaps, MapWriter};
+pub use sync::{LbState, MapOp, SyncReport};
 
 /// The BPF object (`ferry-ebpf`'s `ferry-bpf` binary for `bpfel-unknown-none`).
 ///

@@ -8,6 +8,7 @@ mod cluster;
 mod endpoints;
 mod ingress;
 mod key;
+pub mod lb;
 mod node;
 mod object;
 mod secret;

@@ -1,0 +1,418 @@
+//! From `DesiredState` snapshots to BPF map updates, by diff.
+//!
+//! [`LbState`] remembers what it wrote. [`LbState::sync`] compiles only the Services whose
+//! snapshot entry changed (pointer comparison of the shared `Arc`s) and reconciles only their
+//! frontends, in an order that keeps every intermediate state consistent: a new backend set is
+//! written under a fresh set id first, a frontend is switched to it in one update, and a set is
+//! deleted only once no frontend points at it. Backend sets are shared by content. A frontend
+//! claimed by several Services goes to the first by namespace/name, whatever the order of
+//! events. A frontend whose update fails keeps its old entry and is retried on the next sync.
+
+use crate::LbError;
+use crate::common::{
+    Backend, BackendSlotKey, FRONTEND_FLAG_AFFINITY, Frontend, FrontendKey, IPPROTO_TCP,
+    IPPROTO_UDP,
+};
+use ferry_model::lb::{LbBackend, LbService, NodeContext, Scope, compile_service};
+use ferry_model::{DesiredState, ObjectKey, Protocol, ServiceState};
+#[cfg(test)]
+use ferry_model::{Kind, ObjectRef};
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// One map update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MapOp {
+    PutBackend(BackendSlotKey, Backend),
+    PutFrontend(Scope, FrontendKey, Frontend),
+    DeleteFrontend(Scope, FrontendKey),
+    DeleteBackend(BackendSlotKey),
+}
+
+/// What one [`LbState::sync`] did.
+#[derive(Debug, Default)]
+pub struct SyncReport {
+    /// Services compiled again because their snapshot entry changed.
+    pub services_changed: usize,
+    /// Map operations applied.
+    pub ops: usize,
+    /// UDP backends that left a frontend: connected UDP sockets aimed at them must be
+    /// re-pointed (kube-proxy flushes their conntrack entries for the same reason).
+    pub stale_udp_backends: BTreeSet<SocketAddr>,
+    /// Frontends claimed by several Services: the first by namespace/name is programmed, the
+    /// others are reported here.
+    pub conflicts: Vec<(ObjectKey, SocketAddr)>,
+    /// Frontends whose update failed (e.g. a full map); retried on the next sync.
+    pub failed: Vec<(SocketAddr, LbError)>,
+}
+
+/// A frontend in a map: `FRONTENDS` for [`Scope::Socket`], `EXT_FRONTENDS` for [`Scope::Packet`].
+type Slot = (Scope, FrontendKey);
+
+/// What one Service wants behind one frontend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Wanted {
+    addr: SocketAddr,
+    protocol: Protocol,
+    backends: Vec<LbBackend>,
+    flags: u32,
+    affinity_timeout_secs: u32,
+}
+
+#[derive(Debug, Clone)]
+struct Record {
+    /// The snapshot entry this was compiled from: unchanged while the `Arc` is the same.
+    source: Arc<ServiceState>,
+    wants: HashMap<Slot, Wanted>,
+}
+
+/// A backend set written to `BACKENDS` under `(id, revision, 0..len)`, shared by every
+/// frontend whose backends are equal.
+#[derive(Debug, Clone)]
+struct BackendSet {
+    revision: u32,
+    backends: Vec<LbBackend>,
+    /// Frontends in the maps pointing at it; deleted when it drops to zero.
+    refs: usize,
+}
+
+#[derive(Debug, Clone)]
+struct Programmed {
+    owner: ObjectKey,
+    addr: SocketAddr,
+    protocol: Protocol,
+    value: Frontend,
+}
+
+/// What the maps hold, as this process wrote them.
+#[derive(Debug, Default)]
+pub struct LbState {
+    node: NodeContext,
+    services: HashMap<ObjectKey, Record>,
+    /// Every Service compiling a frontend, whether or not it won it.
+    claims: HashMap<Slot, BTreeSet<ObjectKey>>,
+    /// The frontends in the maps.
+    programmed: HashMap<Slot, Programmed>,
+    sets: HashMap<u32, BackendSet>,
+    set_ids: HashMap<Vec<LbBackend>, u32>,
+    /// Frontends whose last update failed.
+    retry: BTreeSet<Slot>,
+    free_ids: Vec<u32>,
+    next_id: u32,
+    /// Bumped for every new set, so a recycled set id never matches a stale slot key.
+    revision: u32,
+}
+
+impl LbState {
+    pub fn new(node: NodeContext) -> Self {
+        Self {
+            node,
+            next_id: 1,
+            ..Self::default()
+        }
+    }
+
+    /// Services owning at least one programmed frontend.
+    pub fn services(&self) -> usize {
+        let owners: BTreeSet<&ObjectKey> = self.programmed.values().map(|p| &p.owner).collect();
+        owners.len()
+    }
+
+    pub fn frontends(&self) -> usize {
+        self.programmed.len()
+    }
+
+    pub fn backend_slots(&self) -> usize {
+        self.sets.values().map(|s| s.backends.len()).sum()
+    }
+
+    /// Brings the maps to `state` through `apply`, touching only the frontends of Services
+    /// whose snapshot entry changed.
+    pub fn sync(
+        &mut self,
+        state: &DesiredState,
+        node: &NodeContext,
+        mut apply: impl FnMut(&MapOp) -> Result<(), LbError>,
+    ) -> SyncReport {
+        let mut report = SyncReport::default();
+        let node_changed = *node != self.node;
+        self.node = node.clone();
+        let mut dirty: BTreeSet<Slot> = std::mem::take(&mut self.retry);
+        let gone: Vec<ObjectKey> = self
+            .services
+            .keys()
+            .filter(|k| !state.services.contains_key(*k))
+            .cloned()
+            .collect();
+        for key in gone {
+            report.services_changed += 1;
+            self.record(&key, None, &mut dirty);
+        }
+        for (key, entry) in &state.services {
+            let unchanged = !node_changed
+                && self
+                    .services
+                    .get(key)
+                    .is_some_and(|r| Arc::ptr_eq(&r.source, entry));
+            if !unchanged {
+                report.services_changed += 1;
+                self.record(key, Some(entry), &mut dirty);
+            }
+        }
+        for slot in dirty {
+            if let Err(error) = self.reconcile(slot, &mut apply, &mut report) {
+                tracing::error!(frontend = ?slot, %error, "lb: programming a frontend failed; will retry");
+                let addr = self.claimed_addr(&slot);
+                report.failed.push((addr, error));
+                self.retry.insert(slot);
+            }
+        }
+        for (slot, claimants) in &self.claims {
+            for loser in claimants.iter().skip(1) {
+                report
+                    .conflicts
+                    .push((loser.clone(), self.claimed_addr(slot)));
+            }
+        }
+        report
+    }
+
+    /// Compiles one Service and updates its claims; every frontend it had or has is dirty.
+    fn record(
+        &mut self,
+        key: &ObjectKey,
+        entry: Option<&Arc<ServiceState>>,
+        dirty: &mut BTreeSet<Slot>,
+    ) {
+        let compiled = entry.and_then(|e| compile_service(e, &self.node));
+        let wants = compiled.as_ref().map(wants).unwrap_or_default();
+        if let Some(old) = self.services.remove(key) {
+            for slot in old.wants.keys() {
+                if let Some(claimants) = self.claims.get_mut(slot) {
+                    claimants.remove(key);
+                    if claimants.is_empty() {
+                        self.claims.remove(slot);
+                    }
+                }
+                dirty.insert(*slot);
+            }
+        }
+        for slot in wants.keys() {
+            self.claims.entry(*slot).or_default().insert(key.clone());
+            dirty.insert(*slot);
+        }
+        if let Some(source) = entry {
+            let source = source.clone();
+            self.services.insert(key.clone(), Record { source, wants });
+        }
+    }
+
+    /// Makes one frontend in the maps what its owner (the first claimant) wants.
+    fn reconcile(
+        &mut self,
+        slot: Slot,
+        apply: &mut impl FnMut(&MapOp) -> Result<(), LbError>,
+        report: &mut SyncReport,
+    ) -> Result<(), LbError> {
+        let (scope, key) = slot;
+        let owner = self.claims.get(&slot).and_then(|c| c.first()).cloned();
+        let wanted = owner
+            .as_ref()
+            .and_then(|o| self.services.get(o))
+            .and_then(|r| r.wants.get(&slot))
+            .cloned();
+        let current = self.programmed.get(&slot).cloned();
+        let Some((owner, wanted)) = owner.zip(wanted) else {
+            if let Some(current) = current {
+                apply(&MapOp::DeleteFrontend(scope, key))?;
+                report.ops += 1;
+                self.programmed.remove(&slot);
+                self.note_stale(&current, &[], report);
+                self.release(current.value.service_id, apply, report)?;
+            }
+            return Ok(());
+        };
+        let id = self.intern(&wanted.backends, apply, report)?;
+        let set = &self.sets[&id];
+        let value = Frontend {
+            service_id: id,
+            revision: set.revision,
+            backend_count: u32::try_from(set.backends.len()).unwrap_or(u32::MAX),
+            flags: wanted.flags,
+            affinity_timeout_secs: wanted.affinity_timeout_secs,
+        };
+        if current.as_ref().is_some_and(|c| c.value == value) {
+            if let Some(c) = self.programmed.get_mut(&slot) {
+                c.owner = owner;
+            }
+            return self.release_if_unused(id, apply, report);
+        }
+        apply(&MapOp::PutFrontend(scope, key, value))?;
+        report.ops += 1;
+        if let Some(set) = self.sets.get_mut(&id) {
+            set.refs += 1;
+        }
+        let programmed = Programmed {
+            owner,
+            addr: wanted.addr,
+            protocol: wanted.protocol,
+            value,
+        };
+        if let Some(old) = self.programmed.insert(slot, programmed) {
+            self.note_stale(&old, &wanted.backends, report);
+            self.release(old.value.service_id, apply, report)?;
+        }
+        Ok(())
+    }
+
+    /// The set holding exactly `backends`, written now if there is none.
+    fn intern(
+        &mut self,
+        backends: &[LbBackend],
+        apply: &mut impl FnMut(&MapOp) -> Result<(), LbError>,
+        report: &mut SyncReport,
+    ) -> Result<u32, LbError> {
+        if let Some(id) = self.set_ids.get(backends) {
+            return Ok(*id);
+        }
+        let id = self.free_ids.pop().unwrap_or_else(|| {
+            self.next_id += 1;
+            self.next_id - 1
+        });
+        let revision = self.revision.wrapping_add(1);
+        for (slot, backend) in backends.iter().enumerate() {
+            let written = apply(&MapOp::PutBackend(
+                slot_key(id, revision, slot),
+                Backend::new(backend.addr),
+            ));
+            if let Err(error) = written {
+                // Undo the slots written so far; the id goes back to the pool.
+                for undo in 0..slot {
+                    let _ = apply(&MapOp::DeleteBackend(slot_key(id, revision, undo)));
+                }
+                self.free_ids.push(id);
+                return Err(error);
+            }
+            report.ops += 1;
+        }
+        self.revision = revision;
+        self.sets.insert(
+            id,
+            BackendSet {
+                revision,
+                backends: backends.to_vec(),
+                refs: 0,
+            },
+        );
+        self.set_ids.insert(backends.to_vec(), id);
+        Ok(id)
+    }
+
+    /// One frontend stopped pointing at set `id`.
+    fn release(
+        &mut self,
+        id: u32,
+        apply: &mut impl FnMut(&MapOp) -> Result<(), LbError>,
+        report: &mut SyncReport,
+    ) -> Result<(), LbError> {
+        if let Some(set) = self.sets.get_mut(&id) {
+            set.refs = set.refs.saturating_sub(1);
+        }
+        self.release_if_unused(id, apply, report)
+    }
+
+    fn release_if_unused(
+        &mut self,
+        id: u32,
+        apply: &mut impl FnMut(&MapOp) -> Result<(), LbError>,
+        report: &mut SyncReport,
+    ) -> Result<(), LbError> {
+        let Some(set) = self.sets.get(&id).filter(|s| s.refs == 0) else {
+            return Ok(());
+        };
+        let (revision, len) = (set.revision, set.backends.len());
+        for slot in (0..len).rev() {
+            apply(&MapOp::DeleteBackend(slot_key(id, revision, slot)))?;
+            report.ops += 1;
+        }
+        if let Some(set) = self.sets.remove(&id) {
+            self.set_ids.remove(&set.backends);
+        }
+        self.free_ids.push(id);
+        Ok(())
+    }
+
+    /// UDP backends of `old` that are not in `now`.
+    fn note_stale(&self, old: &Programmed, now: &[LbBackend], report: &mut SyncReport) {
+        if old.protocol != Protocol::Udp {
+            return;
+        }
+        let Some(set) = self.sets.get(&old.value.service_id) else {
+            return;
+        };
+        for b in &set.backends {
+            if !now.iter().any(|n| n.addr == b.addr) {
+                report.stale_udp_backends.insert(b.addr);
+            }
+        }
+    }
+
+    fn claimed_addr(&self, slot: &Slot) -> SocketAddr {
+        let from_claim = self
+            .claims
+            .get(slot)
+            .and_then(|c| c.first())
+            .and_then(|o| self.services.get(o))
+            .and_then(|r| r.wants.get(slot))
+            .map(|w| w.addr);
+        let from_map = self.programmed.get(slot).map(|p| p.addr);
+        from_claim
+            .or(from_map)
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+}
+
+/// A compiled Service's frontends, keyed by map slot.
+fn wants(lb: &LbService) -> HashMap<Slot, Wanted> {
+    let (flags, affinity_timeout_secs) = match lb.affinity {
+        Some(t) => (
+            FRONTEND_FLAG_AFFINITY,
+            u32::try_from(t.as_secs()).unwrap_or(u32::MAX),
+        ),
+        None => (0, 0),
+    };
+    lb.frontends
+        .iter()
+        .map(|f| {
+            let slot = (f.scope, FrontendKey::new(f.addr, proto(f.protocol)));
+            let wanted = Wanted {
+                addr: f.addr,
+                protocol: f.protocol,
+                backends: f.backends.clone(),
+                flags,
+                affinity_timeout_secs,
+            };
+            (slot, wanted)
+        })
+        .collect()
+}
+
+fn slot_key(service_id: u32, revision: u32, slot: usize) -> BackendSlotKey {
+    BackendSlotKey {
+        service_id,
+        revision,
+        slot: u32::try_from(slot).unwrap_or(u32::MAX),
+    }
+}
+
+fn proto(protocol: Protocol) -> u8 {
+    match protocol {
+        Protocol::Tcp => IPPROTO_TCP,
+        // SCTP frontends are never compiled; UDP is the remaining case.
+        Protocol::Udp | Protocol::Sctp => IPPROTO_UDP,
+    }
+}
+
+#[cfg(test)]
+mod tests;

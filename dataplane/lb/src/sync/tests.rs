@@ -1,0 +1,282 @@
+//! The sync engine against an in-memory map: contents, minimal updates, and the invariant that
+//! no intermediate state points a frontend at a half-written backend set.
+
+use super::*;
+use ferry_model::{
+    AddressFamily, Cluster, Endpoint, EndpointConditions, EndpointPort, EndpointSlice, Object,
+    Service, ServicePort,
+};
+use proptest::prelude::*;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+
+#[derive(Debug, Default)]
+struct Maps {
+    frontends: BTreeMap<(Scope, FrontendKey), Frontend>,
+    backends: BTreeMap<BackendSlotKey, Backend>,
+}
+
+impl Maps {
+    fn apply(&mut self, op: &MapOp) {
+        match *op {
+            MapOp::PutBackend(k, v) => {
+                self.backends.insert(k, v);
+            }
+            MapOp::PutFrontend(s, k, v) => {
+                self.frontends.insert((s, k), v);
+            }
+            MapOp::DeleteFrontend(s, k) => {
+                self.frontends.remove(&(s, k));
+            }
+            MapOp::DeleteBackend(k) => {
+                self.backends.remove(&k);
+            }
+        }
+    }
+
+    /// Every frontend's slots `0..count` exist under its `(set, revision)`.
+    fn consistent(&self) -> bool {
+        self.frontends.values().all(|f| {
+            (0..f.backend_count).all(|slot| {
+                self.backends.contains_key(&BackendSlotKey {
+                    service_id: f.service_id,
+                    revision: f.revision,
+                    slot,
+                })
+            })
+        })
+    }
+
+    /// Frontend address -> its backend addresses: what a client can reach, ids aside.
+    fn reachable(&self) -> BTreeMap<(Scope, FrontendKey), Vec<SocketAddr>> {
+        self.frontends
+            .iter()
+            .map(|(k, f)| {
+                let mut addrs: Vec<SocketAddr> = (0..f.backend_count)
+                    .map(|slot| {
+                        let key = BackendSlotKey {
+                            service_id: f.service_id,
+                            revision: f.revision,
+                            slot,
+                        };
+                        self.backends[&key].socket_addr().unwrap()
+                    })
+                    .collect();
+                addrs.sort();
+                (*k, addrs)
+            })
+            .collect()
+    }
+}
+
+fn node() -> NodeContext {
+    NodeContext {
+        name: "node-a".into(),
+        ips: vec!["192.0.2.10".parse().unwrap()],
+        zone: None,
+    }
+}
+
+fn service(name: &str, ip: u8) -> Object {
+    Object::Service(Service::cluster_ip(
+        ObjectKey::new("ns", name),
+        IpAddr::V4(Ipv4Addr::new(10, 96, 0, ip)),
+        vec![ServicePort::tcp("http", 80)],
+    ))
+}
+
+fn slice(service: &str, name: &str, ips: &[u8]) -> Object {
+    Object::EndpointSlice(EndpointSlice {
+        key: ObjectKey::new("ns", name),
+        service_name: service.into(),
+        address_type: AddressFamily::IPv4,
+        ports: vec![EndpointPort {
+            name: "http".into(),
+            protocol: Protocol::Tcp,
+            port: Some(8080),
+        }],
+        endpoints: ips
+            .iter()
+            .map(|ip| Endpoint {
+                addresses: vec![IpAddr::V4(Ipv4Addr::new(10, 0, 0, *ip))],
+                conditions: EndpointConditions::default(),
+                hostname: None,
+                node_name: Some("node-a".into()),
+                zone: None,
+                zone_hints: vec![],
+                node_hints: vec![],
+            })
+            .collect(),
+    })
+}
+
+/// Syncs and applies, checking consistency after every single operation.
+fn sync(lb: &mut LbState, maps: &mut Maps, cluster: &Cluster) -> SyncReport {
+    let report = lb.sync(cluster.state(), &node(), |op| {
+        maps.apply(op);
+        assert!(maps.consistent(), "inconsistent after {op:?}");
+        Ok(())
+    });
+    assert!(report.failed.is_empty());
+    report
+}
+
+fn reachable_from_scratch(cluster: &Cluster) -> BTreeMap<(Scope, FrontendKey), Vec<SocketAddr>> {
+    let mut maps = Maps::default();
+    LbState::new(node()).sync(cluster.state(), &node(), |op| {
+        maps.apply(op);
+        Ok(())
+    });
+    maps.reachable()
+}
+
+fn key(ip: &str) -> (Scope, FrontendKey) {
+    (
+        Scope::Socket,
+        FrontendKey::new(ip.parse().unwrap(), IPPROTO_TCP),
+    )
+}
+
+#[test]
+fn programs_a_service_then_does_nothing_while_it_is_unchanged() {
+    let mut cluster = Cluster::new();
+    cluster.apply(service("web", 10));
+    cluster.apply(slice("web", "web-1", &[1, 2]));
+    let (mut lb, mut maps) = (LbState::new(node()), Maps::default());
+    let report = sync(&mut lb, &mut maps, &cluster);
+    assert_eq!(report.ops, 3, "two slots, then the frontend");
+    assert_eq!(
+        maps.reachable()[&key("10.96.0.10:80")],
+        [
+            "10.0.0.1:8080".parse().unwrap(),
+            "10.0.0.2:8080".parse().unwrap()
+        ] as [SocketAddr; 2]
+    );
+    let again = sync(&mut lb, &mut maps, &cluster);
+    assert_eq!((again.services_changed, again.ops), (0, 0));
+
+    // Another Service changing leaves this one alone.
+    cluster.apply(service("db", 11));
+    let report = sync(&mut lb, &mut maps, &cluster);
+    assert_eq!(report.services_changed, 1);
+}
+
+#[test]
+fn an_endpoint_change_swaps_the_set_atomically_and_deletes_the_old_one() {
+    let mut cluster = Cluster::new();
+    cluster.apply(service("web", 10));
+    cluster.apply(slice("web", "web-1", &[1, 2]));
+    let (mut lb, mut maps) = (LbState::new(node()), Maps::default());
+    sync(&mut lb, &mut maps, &cluster);
+    cluster.apply(slice("web", "web-1", &[2, 3]));
+    let report = sync(&mut lb, &mut maps, &cluster);
+    assert_eq!(
+        report.ops,
+        2 + 1 + 2,
+        "new slots, the frontend switch, old slots deleted"
+    );
+    assert_eq!(maps.backends.len(), 2);
+    assert_eq!(maps.reachable(), reachable_from_scratch(&cluster));
+}
+
+#[test]
+fn deleting_the_service_empties_the_maps() {
+    let mut cluster = Cluster::new();
+    cluster.apply(service("web", 10));
+    cluster.apply(slice("web", "web-1", &[1]));
+    let (mut lb, mut maps) = (LbState::new(node()), Maps::default());
+    sync(&mut lb, &mut maps, &cluster);
+    cluster.delete(&ObjectRef::new(Kind::Service, ObjectKey::new("ns", "web")));
+    sync(&mut lb, &mut maps, &cluster);
+    assert!(maps.frontends.is_empty() && maps.backends.is_empty());
+    assert_eq!(
+        (lb.services(), lb.frontends(), lb.backend_slots()),
+        (0, 0, 0)
+    );
+}
+
+#[test]
+fn a_second_claim_on_a_frontend_is_reported_not_programmed() {
+    let mut cluster = Cluster::new();
+    cluster.apply(service("a", 10));
+    cluster.apply(service("b", 10));
+    let (mut lb, mut maps) = (LbState::new(node()), Maps::default());
+    let report = sync(&mut lb, &mut maps, &cluster);
+    assert_eq!(
+        report.conflicts,
+        [(ObjectKey::new("ns", "b"), "10.96.0.10:80".parse().unwrap())]
+    );
+    assert_eq!(maps.frontends.len(), 1);
+}
+
+#[test]
+fn a_failed_update_is_retried_on_the_next_sync() {
+    let mut cluster = Cluster::new();
+    cluster.apply(service("web", 10));
+    cluster.apply(slice("web", "web-1", &[1]));
+    let (mut lb, mut maps) = (LbState::new(node()), Maps::default());
+    let report = lb.sync(cluster.state(), &node(), |_| {
+        Err(LbError::MapMissing { map: "FRONTENDS" })
+    });
+    assert_eq!(report.failed.len(), 1);
+    sync(&mut lb, &mut maps, &cluster);
+    assert_eq!(maps.reachable(), reachable_from_scratch(&cluster));
+}
+
+#[test]
+fn udp_backends_leaving_a_frontend_are_reported_stale() {
+    let mut svc = Service::cluster_ip(
+        ObjectKey::new("ns", "dns"),
+        "10.96.0.53".parse().unwrap(),
+        vec![ServicePort {
+            protocol: Protocol::Udp,
+            ..ServicePort::tcp("dns", 53)
+        }],
+    );
+    svc.ports[0].target_port = ferry_model::TargetPort::Number(53);
+    let mut cluster = Cluster::new();
+    cluster.apply(Object::Service(svc));
+    fn dns_slice(cluster: &mut Cluster, ips: &[u8]) {
+        let Object::EndpointSlice(mut s) = slice("dns", "dns-1", ips) else {
+            unreachable!()
+        };
+        s.ports = vec![EndpointPort {
+            name: "dns".into(),
+            protocol: Protocol::Udp,
+            port: Some(53),
+        }];
+        cluster.apply(Object::EndpointSlice(s));
+    }
+    dns_slice(&mut cluster, &[1, 2]);
+    let (mut lb, mut maps) = (LbState::new(node()), Maps::default());
+    sync(&mut lb, &mut maps, &cluster);
+    dns_slice(&mut cluster, &[2]);
+    let report = sync(&mut lb, &mut maps, &cluster);
+    assert_eq!(
+        report.stale_udp_backends,
+        BTreeSet::from(["10.0.0.1:53".parse().unwrap()])
+    );
+}
+
+proptest! {
+    #[test]
+    fn any_sequence_of_changes_stays_consistent_and_matches_a_fresh_sync(
+        steps in prop::collection::vec((0u8..4, 0u8..3, prop::collection::vec(1u8..6, 0..4), any::<bool>()), 1..30)
+    ) {
+        let mut cluster = Cluster::new();
+        let (mut lb, mut maps) = (LbState::new(node()), Maps::default());
+        for (svc, ip, endpoints, delete) in steps {
+            let name = format!("svc-{svc}");
+            match (delete, endpoints.is_empty()) {
+                (true, true) => { cluster.delete(&ObjectRef::new(Kind::Service, ObjectKey::new("ns", &name))); }
+                (true, false) => { cluster.delete(&ObjectRef::new(Kind::EndpointSlice, ObjectKey::new("ns", format!("{name}-1")))); }
+                (false, true) => { cluster.apply(service(&name, 10 + ip)); }
+                (false, false) => { cluster.apply(slice(&name, &format!("{name}-1"), &endpoints)); }
+            }
+            sync(&mut lb, &mut maps, &cluster);
+            prop_assert_eq!(maps.reachable(), reachable_from_scratch(&cluster));
+            prop_assert_eq!(maps.frontends.len(), lb.frontends());
+            prop_assert_eq!(maps.backends.len(), lb.backend_slots());
+        }
+    }
+}

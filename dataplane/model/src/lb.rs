@@ -1,0 +1,209 @@
+//! What the load balancer must program on this node, compiled per Service with kube-proxy's
+//! semantics: which frontends a Service has, and which endpoints are eligible behind each.
+//!
+//! Socket-level frontends (ClusterIPs, and NodePorts/external IPs dialled from the node itself)
+//! use the Service's internal view; packet-level frontends (NodePorts, external and
+//! LoadBalancer IPs reached from outside) use its external view, where
+//! `externalTrafficPolicy: Local` applies.
+
+mod eligible;
+
+pub use eligible::{Category, categorize};
+
+use crate::{AddressFamily, ObjectKey, Protocol, ServiceState, ServiceType, TrafficPolicy};
+use serde::Serialize;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+/// This node, as the load balancer needs it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeContext {
+    pub name: String,
+    /// Addresses NodePorts are served on (the node IPs).
+    pub ips: Vec<IpAddr>,
+    /// Label `topology.kubernetes.io/zone` of this node's Node object, if known.
+    pub zone: Option<String>,
+}
+
+/// Where a frontend is translated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum Scope {
+    /// At `connect()`/`sendmsg()` by the cgroup hooks: clients on this node.
+    Socket,
+    /// Per packet by the tc programs: clients outside the node.
+    Packet,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum FrontendKind {
+    ClusterIp,
+    NodePort,
+    ExternalIp,
+    LoadBalancerIp,
+}
+
+/// One eligible endpoint behind a frontend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct LbBackend {
+    pub addr: SocketAddr,
+    /// The endpoint runs on this node (no masquerade needed to get its replies back).
+    pub node_local: bool,
+}
+
+/// One address:port:protocol a client may dial, and the backends behind it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct LbFrontend {
+    pub addr: SocketAddr,
+    pub protocol: Protocol,
+    pub scope: Scope,
+    pub kind: FrontendKind,
+    /// Eligible backends, sorted and deduplicated; empty means "reject".
+    pub backends: Vec<LbBackend>,
+    /// The Service port's name, for logs and metrics.
+    pub port_name: String,
+}
+
+/// `externalTrafficPolicy: Local` health check: what the daemon answers on the port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct HealthCheck {
+    pub node_port: u16,
+    /// Ready endpoints of the Service on this node.
+    pub local_endpoints: usize,
+}
+
+/// Everything one Service asks of the load balancer on this node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LbService {
+    pub key: ObjectKey,
+    pub frontends: Vec<LbFrontend>,
+    /// `sessionAffinity: ClientIP` timeout.
+    pub affinity: Option<Duration>,
+    /// Packet-level frontends keep the client's source address (no masquerade).
+    pub preserve_client_ip: bool,
+    pub health_check: Option<HealthCheck>,
+}
+
+/// Compiles one Service, or `None` when the load balancer has nothing to do for it: headless
+/// and ExternalName Services, Services owned by another proxy, Services without a ClusterIP.
+pub fn compile_service(state: &ServiceState, node: &NodeContext) -> Option<LbService> {
+    let svc = &state.service;
+    if svc.headless
+        || svc.service_type == ServiceType::ExternalName
+        || svc.service_proxy_name.is_some()
+        || svc.cluster_ips.is_empty()
+    {
+        return None;
+    }
+    let external_local = svc.external_traffic_policy == TrafficPolicy::Local;
+    let mut frontends = Vec::new();
+    for port in svc.ports.iter().filter(|p| p.protocol != Protocol::Sctp) {
+        let families = svc.cluster_ips.iter().map(AddressFamily::of);
+        for family in families {
+            let category = categorize(&state.endpoints, svc, port, family, node);
+            let view = |local| {
+                let chosen = if local {
+                    &category.local
+                } else {
+                    &category.cluster
+                };
+                let mut backends: Vec<LbBackend> = chosen
+                    .iter()
+                    .map(|&(addr, node_local)| LbBackend { addr, node_local })
+                    .collect();
+                backends.sort_unstable();
+                backends.dedup_by_key(|b| b.addr);
+                backends
+            };
+            let internal = view(svc.internal_traffic_policy == TrafficPolicy::Local);
+            // Clients on the node reaching external addresses get the cluster-wide set, as with
+            // kube-proxy's short-circuit of pod traffic to external IPs.
+            let from_node = view(false);
+            let external = view(external_local);
+            let mut push = |ip: IpAddr, port_no: u16, scope, kind, backends: &Vec<LbBackend>| {
+                frontends.push(LbFrontend {
+                    addr: SocketAddr::new(ip, port_no),
+                    protocol: port.protocol,
+                    scope,
+                    kind,
+                    backends: backends.clone(),
+                    port_name: port.name.clone(),
+                });
+            };
+            let same_family = |ip: &&IpAddr| AddressFamily::of(ip) == family;
+            for ip in svc.cluster_ips.iter().filter(same_family) {
+                push(
+                    *ip,
+                    port.port,
+                    Scope::Socket,
+                    FrontendKind::ClusterIp,
+                    &internal,
+                );
+            }
+            if let Some(node_port) = port.node_port {
+                for ip in node.ips.iter().filter(same_family) {
+                    push(
+                        *ip,
+                        node_port,
+                        Scope::Socket,
+                        FrontendKind::NodePort,
+                        &from_node,
+                    );
+                    push(
+                        *ip,
+                        node_port,
+                        Scope::Packet,
+                        FrontendKind::NodePort,
+                        &external,
+                    );
+                }
+                let loopback = match family {
+                    AddressFamily::IPv4 => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                    AddressFamily::IPv6 => IpAddr::V6(Ipv6Addr::LOCALHOST),
+                };
+                push(
+                    loopback,
+                    node_port,
+                    Scope::Socket,
+                    FrontendKind::NodePort,
+                    &from_node,
+                );
+            }
+            let externals = svc
+                .external_ips
+                .iter()
+                .map(|ip| (ip, FrontendKind::ExternalIp))
+                .chain(
+                    svc.load_balancer_ips
+                        .iter()
+                        .map(|ip| (ip, FrontendKind::LoadBalancerIp)),
+                );
+            for (ip, kind) in externals.filter(|(ip, _)| AddressFamily::of(ip) == family) {
+                push(*ip, port.port, Scope::Socket, kind, &from_node);
+                push(*ip, port.port, Scope::Packet, kind, &external);
+            }
+        }
+    }
+    frontends.sort();
+    frontends.dedup_by(|a, b| (a.addr, a.protocol, a.scope) == (b.addr, b.protocol, b.scope));
+    let health_check = match (svc.health_check_node_port, external_local) {
+        (Some(node_port), true) => Some(HealthCheck {
+            node_port,
+            local_endpoints: state
+                .endpoints
+                .iter()
+                .filter(|e| e.conditions.ready && e.node_name.as_deref() == Some(&node.name))
+                .count(),
+        }),
+        _ => None,
+    };
+    Some(LbService {
+        key: svc.key.clone(),
+        frontends,
+        affinity: svc.session_affinity.map(|a| a.timeout),
+        preserve_client_ip: external_local,
+        health_check,
+    })
+}
+
+#[cfg(test)]
+mod tests;
