@@ -4,6 +4,8 @@
 //! Tests that need root or an external tool call [`require_root`] / [`require_tool`]: under
 //! `CI=true` a missing requirement fails the test; elsewhere it is skipped loudly.
 
+pub mod netns;
+
 use anyhow::{Context, bail};
 use std::fs::File;
 use std::net::{SocketAddr, TcpListener};
@@ -76,6 +78,8 @@ pub fn free_port() -> u16 {
 pub struct Ferry {
     child: Child,
     pub admin: SocketAddr,
+    /// The network namespace it runs in, if not the test's own.
+    netns: Option<String>,
     log_path: PathBuf,
     _log_dir: tempfile::TempDir,
 }
@@ -83,10 +87,26 @@ pub struct Ferry {
 impl Ferry {
     /// Starts `ferry run --admin-listen 127.0.0.1:<free> <args>`.
     pub fn start(args: &[&str]) -> anyhow::Result<Self> {
+        Self::start_in(None, args)
+    }
+
+    /// Like [`Ferry::start`], inside network namespace `netns`. `nsenter` switches only the
+    /// network namespace (`ip netns exec` would also remount `/sys`, hiding bpffs mounts).
+    pub fn start_in(netns: Option<&str>, args: &[&str]) -> anyhow::Result<Self> {
         let admin: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let log_dir = tempfile::tempdir()?;
         let log_path = log_dir.path().join("ferry.log");
-        let child = Command::new(ferry_binary())
+        let mut command = match netns {
+            Some(ns) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net=/run/netns/{ns}"))
+                    .arg("--")
+                    .arg(ferry_binary());
+                c
+            }
+            None => Command::new(ferry_binary()),
+        };
+        let child = command
             .arg("run")
             .args(["--admin-listen", &admin.to_string()])
             .args(args)
@@ -100,6 +120,7 @@ impl Ferry {
         Ok(Self {
             child,
             admin,
+            netns: netns.map(str::to_string),
             log_path,
             _log_dir: log_dir,
         })
@@ -125,7 +146,11 @@ impl Ferry {
 
     /// GET on the admin server: status and body.
     pub fn get(&self, path: &str) -> anyhow::Result<(u16, String)> {
-        http_get(&format!("http://{}{path}", self.admin))
+        let url = format!("http://{}{path}", self.admin);
+        match &self.netns {
+            Some(ns) => netns::in_netns(ns, || http_get(&url))?,
+            None => http_get(&url),
+        }
     }
 
     /// The state JSON from `/debug/state`.

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 const NETNS: &str = "ferry-demo";
 /// A cgroup2 mount of the demo's own; the LB attaches to the `demo` child below it.
 const CGROUP_MOUNT: &str = "/run/ferry-demo/cgroup2";
+/// A bpffs of the demo's own for the LB's pinned links and maps.
+const BPFFS_MOUNT: &str = "/run/ferry-demo/bpffs";
 const ADMIN: &str = "127.0.0.1:10256";
 /// The loopback backends of `examples/demo/web.yaml`.
 const BACKENDS: [(&str, &str); 2] = [("127.0.0.1:18081", "web-1"), ("127.0.0.2:18082", "web-2")];
@@ -24,13 +26,23 @@ struct Sandbox {
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
+        // SIGTERM first: ferry then removes what it attached and pinned (--lb-cleanup).
         for child in &mut self.children {
+            let _ = shell::command("kill", &["-TERM", &child.id().to_string()]).status();
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for child in &mut self.children {
+            while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
             let _ = child.kill();
             let _ = child.wait();
         }
         let _ = std::fs::remove_dir(&self.cgroup);
-        let _ = shell::command("umount", &[CGROUP_MOUNT]).status();
-        let _ = std::fs::remove_dir(CGROUP_MOUNT);
+        for mount in [CGROUP_MOUNT, BPFFS_MOUNT] {
+            let _ = shell::command("umount", &[mount]).status();
+            let _ = std::fs::remove_dir(mount);
+        }
         let _ = shell::command("ip", &["netns", "del", NETNS]).status();
     }
 }
@@ -69,6 +81,9 @@ pub fn run(smoke: bool) -> anyhow::Result<()> {
     std::fs::create_dir_all(CGROUP_MOUNT)?;
     shell::run("mount", &["-t", "cgroup2", "none", CGROUP_MOUNT])?;
     std::fs::create_dir_all(&cgroup)?;
+    std::fs::create_dir_all(BPFFS_MOUNT)?;
+    shell::run("mount", &["-t", "bpf", "bpf", BPFFS_MOUNT])?;
+    let pins = format!("{BPFFS_MOUNT}/ferry");
 
     for (addr, name) in BACKENDS {
         let child = in_netns(&[xtask.to_str().unwrap_or_default(), "backend", addr, name])
@@ -88,6 +103,9 @@ pub fn run(smoke: bool) -> anyhow::Result<()> {
         ADMIN,
         "--lb-cgroup",
         cgroup.to_str().unwrap_or_default(),
+        "--lb-pin-path",
+        &pins,
+        "--lb-cleanup",
     ])
     .spawn()
     .context("starting ferry")?;
@@ -99,6 +117,11 @@ pub fn run(smoke: bool) -> anyhow::Result<()> {
         format!("ip netns exec {NETNS} curl -s http://{ADMIN}/debug/state"),
         format!("ip netns exec {NETNS} curl -s http://{ADMIN}/metrics"),
         format!("ip netns exec {NETNS} curl -s http://{}/", BACKENDS[0].0),
+        // A client in the LB's cgroup: the ClusterIP is translated at connect().
+        format!(
+            "ip netns exec {NETNS} sh -c 'echo $$ > {}/cgroup.procs && exec curl -s http://10.96.0.10/'",
+            cgroup.display()
+        ),
         format!("{} check --manifests examples/demo", ferry.display()),
     ];
     println!("\nferry is running on examples/demo in network namespace {NETNS}. Try:\n");
@@ -106,7 +129,14 @@ pub fn run(smoke: bool) -> anyhow::Result<()> {
         println!("  {line}");
     }
     if smoke {
-        return smoke_test(&lines);
+        let (passed, failed) = smoke_test(&lines)?;
+        // Stop everything first, so the summary is the last line printed.
+        drop(sandbox);
+        println!("\ndemo: {passed} passed, {failed} failed");
+        if failed > 0 {
+            bail!("{failed} demo lines failed");
+        }
+        return Ok(());
     }
     println!("\nEdit examples/demo/*.yaml and watch /debug/state follow. Ctrl-C stops the demo.");
     let stop = Arc::new(AtomicBool::new(false));
@@ -149,8 +179,9 @@ fn wait_ready(sandbox: &mut Sandbox) -> anyhow::Result<()> {
     bail!("ferry was not ready within 30 s")
 }
 
-/// Runs every printed line as printed; each must succeed and print something.
-fn smoke_test(lines: &[String]) -> anyhow::Result<()> {
+/// Runs every printed line as printed; each must succeed and print something. Returns how
+/// many passed and failed.
+fn smoke_test(lines: &[String]) -> anyhow::Result<(usize, usize)> {
     let mut passed = 0;
     let mut failed = 0;
     for line in lines {
@@ -166,9 +197,5 @@ fn smoke_test(lines: &[String]) -> anyhow::Result<()> {
             );
         }
     }
-    println!("\ndemo: {passed} passed, {failed} failed");
-    if failed > 0 {
-        bail!("{failed} demo lines failed");
-    }
-    Ok(())
+    Ok((passed, failed))
 }

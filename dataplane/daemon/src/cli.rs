@@ -21,6 +21,8 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Validate a manifest directory: print every problem with its file and object.
     Check(CheckArgs),
+    /// Remove every BPF program link and map Ferry pinned (detaches the load balancer).
+    Cleanup(CleanupArgs),
 }
 
 /// Flags of `ferry run`. Values are validated in `config`, so that every configuration error,
@@ -64,6 +66,19 @@ pub struct RunArgs {
     /// holding the node IP).
     #[arg(long = "nodeport-interface", value_name = "IFNAME")]
     pub nodeport_interfaces: Vec<String>,
+    /// bpffs directory where BPF links and maps are pinned (default /sys/fs/bpf/ferry).
+    #[arg(long, value_name = "PATH")]
+    pub lb_pin_path: Option<PathBuf>,
+    /// Capacity of the frontend maps (default 65536).
+    #[arg(long, value_name = "N")]
+    pub lb_max_frontends: Option<String>,
+    /// Capacity of the backend map (default 1048576).
+    #[arg(long, value_name = "N")]
+    pub lb_max_backends: Option<String>,
+    /// On shutdown, remove everything the load balancer attached or pinned (by default the
+    /// datapath outlives the daemon).
+    #[arg(long)]
+    pub lb_cleanup: bool,
     /// Switch the eBPF load balancer off.
     #[arg(long)]
     pub no_lb: bool,
@@ -80,6 +95,13 @@ pub struct CheckArgs {
     /// The manifest directory to validate.
     #[arg(long, value_name = "DIR")]
     pub manifests: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct CleanupArgs {
+    /// The pin directory of the daemon to clean up after.
+    #[arg(long, value_name = "PATH", default_value = ferry_lb::DEFAULT_PIN_ROOT)]
+    pub lb_pin_path: PathBuf,
 }
 
 /// Parses the command line. Help and version exit 0; any usage error exits 64, like every

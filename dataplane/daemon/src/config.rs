@@ -34,6 +34,10 @@ struct LbSection {
     enabled: Option<bool>,
     cgroup: Option<PathBuf>,
     nodeport_interfaces: Option<Vec<String>>,
+    pin_path: Option<PathBuf>,
+    max_frontends: Option<u32>,
+    max_backends: Option<u32>,
+    cleanup: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -74,10 +78,11 @@ pub enum SourceConfig {
     Manifests(PathBuf),
 }
 
+/// The load balancer's engine settings, and whether to remove its pins at shutdown.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LbSettings {
-    pub cgroup: PathBuf,
-    pub nodeport_interfaces: Vec<String>,
+    pub engine: ferry_lb::LbConfig,
+    pub cleanup_on_exit: bool,
 }
 
 /// Validated settings of `ferry run`; a disabled subsystem is `None`.
@@ -174,7 +179,7 @@ impl Config {
         }
 
         let lb = enabled(args.no_lb, file.lb.enabled)
-            .then(|| lb_settings(args, file.lb))
+            .then(|| lb_settings(args, file.lb, node_ip))
             .transpose()?;
         let dns = enabled(args.no_dns, file.dns.enabled)
             .then(|| -> Result<_, ConfigError> {
@@ -250,7 +255,11 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
     })
 }
 
-fn lb_settings(args: &RunArgs, file: LbSection) -> Result<LbSettings, ConfigError> {
+fn lb_settings(
+    args: &RunArgs,
+    file: LbSection,
+    node_ip: Option<IpAddr>,
+) -> Result<LbSettings, ConfigError> {
     let cgroup = match args
         .lb_cgroup
         .clone()
@@ -266,7 +275,12 @@ fn lb_settings(args: &RunArgs, file: LbSection) -> Result<LbSettings, ConfigErro
             format!("{} is not a cgroup2 directory", cgroup.display()),
         ));
     }
-    let nodeport_interfaces = pick_list(&args.nodeport_interfaces, file.nodeport_interfaces);
+    let mut nodeport_interfaces = pick_list(&args.nodeport_interfaces, file.nodeport_interfaces);
+    if nodeport_interfaces.is_empty()
+        && let Some(iface) = node_ip.and_then(host::interface_with)
+    {
+        nodeport_interfaces.push(iface);
+    }
     for name in &nodeport_interfaces {
         if name.is_empty() || name.len() > 15 || name.contains(['/', ' ']) {
             return Err(invalid(
@@ -275,9 +289,44 @@ fn lb_settings(args: &RunArgs, file: LbSection) -> Result<LbSettings, ConfigErro
             ));
         }
     }
+    let size = |flag: &Option<String>, file: Option<u32>, setting, default| {
+        let value = match flag {
+            Some(text) => text
+                .parse::<u32>()
+                .map_err(|_| invalid(setting, format!("{text:?} is not a number")))?,
+            None => file.unwrap_or(default),
+        };
+        if value == 0 {
+            return Err(invalid(setting, "must be at least 1"));
+        }
+        Ok(value)
+    };
+    let max_frontends = size(
+        &args.lb_max_frontends,
+        file.max_frontends,
+        "--lb-max-frontends",
+        ferry_lb::LbConfig::DEFAULT_MAX_FRONTENDS,
+    )?;
+    let max_backends = size(
+        &args.lb_max_backends,
+        file.max_backends,
+        "--lb-max-backends",
+        ferry_lb::LbConfig::DEFAULT_MAX_BACKENDS,
+    )?;
+    let pin_root = args
+        .lb_pin_path
+        .clone()
+        .or(file.pin_path)
+        .unwrap_or_else(|| PathBuf::from(ferry_lb::DEFAULT_PIN_ROOT));
     Ok(LbSettings {
-        cgroup,
-        nodeport_interfaces,
+        engine: ferry_lb::LbConfig {
+            cgroup,
+            pin_root,
+            nodeport_interfaces,
+            max_frontends,
+            max_backends,
+        },
+        cleanup_on_exit: args.lb_cleanup || file.cleanup.unwrap_or(false),
     })
 }
 

@@ -1,15 +1,20 @@
 //! Starts each enabled engine and feeds it every published snapshot.
 
 use crate::config::LbSettings;
+use crate::healthcheck::HealthChecks;
 use crate::pipeline::Snapshot;
 use crate::readiness::Readiness;
 use anyhow::Context;
 use ferry_dns::{DnsConfig, DnsEngine};
 use ferry_ingress::{IngressConfig, IngressEngine};
+use ferry_lb::{LbEngine, LbMetrics};
 use ferry_model::DesiredState;
+use ferry_model::lb::NodeContext;
+use std::net::IpAddr;
 use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 pub const LB: &str = "lb";
 pub const DNS: &str = "dns";
@@ -34,31 +39,89 @@ async fn follow(
     }
 }
 
-/// Loads every BPF program through the kernel verifier before anything is served, so a
-/// kernel that refuses them stops the daemon at start. Map programming and attachment come
-/// with the load-balancing issue.
+/// The running LB: a thread that programs the maps for every snapshot (map updates are
+/// syscalls, kept off the async workers), and what it needs at shutdown.
+#[derive(Debug)]
+pub struct LbHandle {
+    thread: std::thread::JoinHandle<()>,
+    pub settings: LbSettings,
+}
+
+impl LbHandle {
+    /// Waits for the LB thread to finish after `shutdown` was cancelled, then removes every
+    /// pin when `--lb-cleanup` asked for it (by default the datapath outlives the daemon).
+    pub fn stop(self) {
+        if self.thread.join().is_err() {
+            tracing::error!("lb: the sync thread panicked");
+        }
+        if self.settings.cleanup_on_exit {
+            match ferry_lb::cleanup(&self.settings.engine.pin_root) {
+                Ok(removed) => tracing::info!(removed = removed.len(), "lb: cleaned up"),
+                Err(error) => tracing::error!(%error, "lb: cleanup failed"),
+            }
+        }
+    }
+}
+
+/// Loads and attaches the load balancer before anything is served, so a kernel that refuses
+/// the programs stops the daemon at start; then syncs the maps with every snapshot.
 pub fn start_lb(
     settings: LbSettings,
+    node: (String, Vec<IpAddr>),
     snapshots: watch::Receiver<Snapshot>,
     readiness: Readiness,
-) -> anyhow::Result<JoinHandle<()>> {
-    let mut ebpf = ferry_lb::load().context("lb: loading the BPF object")?;
-    let programs = ferry_lb::load_all_programs(&mut ebpf)
-        .context("lb: loading BPF programs (needs root or CAP_BPF; --no-lb turns the LB off)")?;
-    tracing::info!(
-        programs = programs.len(),
-        cgroup = %settings.cgroup.display(),
-        "lb: BPF programs verified and loaded; attachment and map sync are not implemented yet"
-    );
-    Ok(tokio::spawn(follow(
-        snapshots,
-        readiness,
-        LB,
-        move |state| {
-            let _loaded = &ebpf;
-            tracing::debug!(services = state.services.len(), "lb: snapshot received");
-        },
-    )))
+    metrics: LbMetrics,
+    health: HealthChecks,
+    shutdown: CancellationToken,
+) -> anyhow::Result<LbHandle> {
+    let (name, ips) = node;
+    let initial = NodeContext {
+        name: name.clone(),
+        ips: ips.clone(),
+        zone: None,
+    };
+    let mut engine = LbEngine::start(&settings.engine, initial, &metrics)
+        .context("lb: starting the eBPF load balancer (needs root; --no-lb turns it off)")?;
+    let runtime = tokio::runtime::Handle::current();
+    let mut snapshots = snapshots;
+    let thread = std::thread::Builder::new()
+        .name("ferry-lb".into())
+        .spawn(move || {
+            loop {
+                let snapshot = snapshots.borrow_and_update().clone();
+                if let Some(state) = snapshot {
+                    let node = NodeContext::from_state(&name, &ips, &state);
+                    let report = engine.sync(&state, &node, &metrics);
+                    log_report(&report);
+                    health.publish(engine.state().health_checks());
+                    readiness.set_ready(LB);
+                }
+                let next = runtime.block_on(async {
+                    tokio::select! {
+                        changed = snapshots.changed() => changed.is_ok(),
+                        () = shutdown.cancelled() => false,
+                    }
+                });
+                if !next {
+                    return;
+                }
+            }
+        })
+        .context("lb: starting the sync thread")?;
+    Ok(LbHandle { thread, settings })
+}
+
+fn log_report(report: &ferry_lb::SyncReport) {
+    for (service, addr) in &report.conflicts {
+        tracing::warn!(%service, %addr, "lb: frontend already used by another Service; not programmed");
+    }
+    if report.services_changed > 0 {
+        tracing::debug!(
+            services = report.services_changed,
+            ops = report.ops,
+            "lb: maps synced"
+        );
+    }
 }
 
 pub fn start_dns(

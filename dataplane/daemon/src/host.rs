@@ -20,6 +20,24 @@ pub fn default_route_ipv4() -> Option<IpAddr> {
         .find_map(|a| a.address?.as_sockaddr_in().map(|s| IpAddr::V4(s.ip())))
 }
 
+/// The interface holding `ip`, if any.
+pub fn interface_with(ip: IpAddr) -> Option<String> {
+    let addrs = nix::ifaddrs::getifaddrs().ok()?;
+    addrs
+        .filter(|a| {
+            let Some(address) = a.address.as_ref() else {
+                return false;
+            };
+            let found = match ip {
+                IpAddr::V4(_) => address.as_sockaddr_in().map(|s| IpAddr::V4(s.ip())),
+                IpAddr::V6(_) => address.as_sockaddr_in6().map(|s| IpAddr::V6(s.ip())),
+            };
+            found == Some(ip)
+        })
+        .map(|a| a.interface_name)
+        .next()
+}
+
 /// The interface of the `0.0.0.0/0` entry of a `/proc/net/route` table.
 fn default_route_interface(table: &str) -> Option<String> {
     table.lines().skip(1).find_map(|line| {

@@ -6,6 +6,7 @@ mod check;
 mod cli;
 mod config;
 mod engines;
+mod healthcheck;
 mod host;
 mod pipeline;
 mod readiness;
@@ -24,6 +25,19 @@ fn main() -> ExitCode {
     init_tracing();
     match cli.command {
         cli::Command::Check(args) => check::run(&args),
+        cli::Command::Cleanup(args) => match ferry_lb::cleanup(&args.lb_pin_path) {
+            Ok(removed) => {
+                for path in &removed {
+                    println!("removed {}", path.display());
+                }
+                println!("{} pinned objects removed", removed.len());
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("ferry cleanup: {error}");
+                ExitCode::FAILURE
+            }
+        },
         cli::Command::Run(args) => {
             let config = match config::Config::load(&args) {
                 Ok(config) => config,

@@ -3,10 +3,12 @@
 use crate::admin::{self, Admin};
 use crate::config::{Config, SourceConfig};
 use crate::engines;
+use crate::healthcheck;
 use crate::pipeline::{self, ModelMetrics};
 use crate::readiness::Readiness;
 use anyhow::Context;
 use ferry_k8s::K8sMetrics;
+use ferry_lb::LbMetrics;
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,6 +42,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let mut registry = Registry::default();
     let k8s_metrics = K8sMetrics::register(registry.sub_registry_with_prefix("ferry_k8s"));
     let model_metrics = ModelMetrics::register(registry.sub_registry_with_prefix("ferry"));
+    let lb_metrics = LbMetrics::register(registry.sub_registry_with_prefix("ferry_lb"));
 
     let admin_listener = TcpListener::bind(config.admin_listen)
         .await
@@ -52,12 +55,24 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let readiness = Readiness::new(parts);
     let (snapshot_tx, snapshot_rx) = watch::channel(None);
 
+    let shutdown = CancellationToken::new();
     let mut tasks = Vec::new();
+    let mut lb = None;
     if let Some(settings) = config.lb {
-        tasks.push(engines::start_lb(
+        let (health, health_task) = healthcheck::start();
+        tasks.push(health_task);
+        let node = (
+            config.node_name.clone(),
+            config.node_ip.into_iter().collect(),
+        );
+        lb = Some(engines::start_lb(
             settings,
+            node,
             snapshot_rx.clone(),
             readiness.clone(),
+            lb_metrics,
+            health,
+            shutdown.clone(),
         )?);
     }
     if let Some(dns) = config.dns {
@@ -90,7 +105,6 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         model_metrics,
     )));
 
-    let shutdown = CancellationToken::new();
     let admin = Arc::new(Admin {
         readiness,
         registry,
@@ -106,6 +120,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         task.abort();
     }
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, admin_task).await;
+    if let Some(lb) = lb {
+        tokio::task::spawn_blocking(move || lb.stop()).await?;
+    }
     tracing::info!("ferry stopped");
     Ok(())
 }

@@ -55,4 +55,12 @@ pub enum LbError {
         #[source]
         source: Box<MapError>,
     },
+    /// A pin path, cgroup or interface could not be used.
+    #[error("{path}: {reason}")]
+    PinPath {
+        /// The path involved.
+        path: std::path::PathBuf,
+        /// Why.
+        reason: String,
+    },
 }

@@ -3,22 +3,36 @@
 //! * [`EBPF_OBJECT`]: the `ferry-ebpf` object, built by `build.rs` and embedded at compile time.
 //! * [`load`] / [`load_all_programs`] / [`attach_cgroup`]: parse the object (creating its maps),
 //!   run every program through the kernel verifier, attach the socket-LB hooks to a cgroup.
+//! * [`attach_nodeport`] / [`detach_nodeport`]: the tc NodePort programs on an external
+//!   interface; [`Counters`]: the BPF counters.
 //! * [`MapWriter`]: the narrow seam through which the sync logic programs frontends and
 //!   backends; [`AyaMaps`] writes the kernel maps, [`FakeMaps`] records in memory for tests.
 //!
 //! The map layouts and the map/program names are shared with the BPF side through
 //! [`ferry_ebpf_common`], re-exported here as [`common`].
 
+mod conntrack;
+mod engine;
 mod error;
 mod load;
 mod map_writer;
+mod metrics;
+mod pin;
+mod stats;
 mod sync;
+mod tc;
 
+pub use conntrack::forget_flows_to;
+pub use engine::{LbConfig, LbEngine, cleanup};
 pub use error::LbError;
 pub use ferry_ebpf_common as common;
 pub use load::{attach_cgroup, load, load_all_programs, load_object};
 pub use map_writer::{AyaMaps, FakeMaps, MapWriter};
+pub use metrics::LbMetrics;
+pub use pin::DEFAULT_PIN_ROOT;
+pub use stats::Counters;
 pub use sync::{LbState, MapOp, SyncReport};
+pub use tc::{NodePortLinks, attach_nodeport, detach_nodeport, take_nodeport_links};
 
 /// The BPF object (`ferry-ebpf`'s `ferry-bpf` binary for `bpfel-unknown-none`).
 ///

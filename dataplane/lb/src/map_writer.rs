@@ -1,17 +1,17 @@
 //! [`MapWriter`]: the seam between "what the maps should contain" and the kernel maps.
 
-use std::{collections::BTreeMap, io};
+use std::{collections::BTreeMap, fmt, io};
 
 use aya::{
     Ebpf,
-    maps::{HashMap, MapData, MapError},
+    maps::{Array, HashMap, MapData, MapError},
 };
 
 use crate::{
     LbError,
     common::{
-        Backend, BackendSlotKey, Frontend, FrontendKey,
-        maps::{BACKENDS, FRONTENDS},
+        Backend, BackendSlotKey, Frontend, FrontendKey, NodeAddrs,
+        maps::{BACKENDS, EXT_FRONTENDS, FRONTENDS, NODE_ADDRS},
     },
 };
 
@@ -21,30 +21,56 @@ use crate::{
 /// consistent change (backends of a new revision first, then the frontend, then deleting the
 /// old revision) is the caller's job.
 pub trait MapWriter {
-    /// Inserts or replaces a frontend.
+    /// Inserts or replaces a socket-scope frontend (`FRONTENDS`, the cgroup hooks).
     fn put_frontend(&mut self, key: &FrontendKey, value: &Frontend) -> Result<(), LbError>;
-    /// Removes a frontend; removing an absent key is not an error.
+    /// Removes a socket-scope frontend; removing an absent key is not an error.
     fn delete_frontend(&mut self, key: &FrontendKey) -> Result<(), LbError>;
+    /// Inserts or replaces a packet-scope frontend (`EXT_FRONTENDS`, the tc programs): a
+    /// NodePort on a node address, an externalIP or a LoadBalancer IP, as reached from outside.
+    fn put_ext_frontend(&mut self, key: &FrontendKey, value: &Frontend) -> Result<(), LbError>;
+    /// Removes a packet-scope frontend; removing an absent key is not an error.
+    fn delete_ext_frontend(&mut self, key: &FrontendKey) -> Result<(), LbError>;
     /// Inserts or replaces a backend slot.
     fn put_backend(&mut self, key: &BackendSlotKey, value: &Backend) -> Result<(), LbError>;
     /// Removes a backend slot; removing an absent key is not an error.
     fn delete_backend(&mut self, key: &BackendSlotKey) -> Result<(), LbError>;
+    /// Sets the node's own addresses (`NODE_ADDRS`), the source of masqueraded tc flows.
+    fn put_node_addrs(&mut self, value: &NodeAddrs) -> Result<(), LbError>;
 }
 
 /// [`MapWriter`] over the kernel maps of a loaded object.
-#[derive(Debug)]
 pub struct AyaMaps {
     frontends: HashMap<MapData, FrontendKey, Frontend>,
+    ext_frontends: HashMap<MapData, FrontendKey, Frontend>,
     backends: HashMap<MapData, BackendSlotKey, Backend>,
+    node_addrs: Array<MapData, NodeAddrs>,
 }
 
 impl AyaMaps {
-    /// Takes ownership of the `FRONTENDS` and `BACKENDS` maps out of `ebpf`.
+    /// Takes ownership of the userspace-written maps (`FRONTENDS`, `EXT_FRONTENDS`,
+    /// `BACKENDS`, `NODE_ADDRS`) out of `ebpf`.
     pub fn take(ebpf: &mut Ebpf) -> Result<Self, LbError> {
+        let node_addrs = ebpf
+            .take_map(NODE_ADDRS)
+            .ok_or(LbError::MapMissing { map: NODE_ADDRS })?;
         Ok(Self {
             frontends: take_hash_map(ebpf, FRONTENDS)?,
+            ext_frontends: take_hash_map(ebpf, EXT_FRONTENDS)?,
             backends: take_hash_map(ebpf, BACKENDS)?,
+            node_addrs: Array::try_from(node_addrs)
+                .map_err(|e| map_error(NODE_ADDRS, "open", e))?,
         })
+    }
+}
+
+impl fmt::Debug for AyaMaps {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // aya's `Array` has no `Debug`; the maps' identities are their names anyway.
+        f.debug_struct("AyaMaps")
+            .field("frontends", &self.frontends)
+            .field("ext_frontends", &self.ext_frontends)
+            .field("backends", &self.backends)
+            .finish_non_exhaustive()
     }
 }
 
@@ -56,7 +82,7 @@ fn take_hash_map<K: aya::Pod, V: aya::Pod>(
     HashMap::try_from(taken).map_err(|e| map_error(map, "open", e))
 }
 
-fn map_error(map: &'static str, action: &'static str, source: MapError) -> LbError {
+pub(crate) fn map_error(map: &'static str, action: &'static str, source: MapError) -> LbError {
     LbError::Map {
         map,
         action,
@@ -84,6 +110,17 @@ impl MapWriter for AyaMaps {
         absent_is_ok(self.frontends.remove(key)).map_err(|e| map_error(FRONTENDS, "remove", e))
     }
 
+    fn put_ext_frontend(&mut self, key: &FrontendKey, value: &Frontend) -> Result<(), LbError> {
+        self.ext_frontends
+            .insert(key, value, 0)
+            .map_err(|e| map_error(EXT_FRONTENDS, "insert", e))
+    }
+
+    fn delete_ext_frontend(&mut self, key: &FrontendKey) -> Result<(), LbError> {
+        absent_is_ok(self.ext_frontends.remove(key))
+            .map_err(|e| map_error(EXT_FRONTENDS, "remove", e))
+    }
+
     fn put_backend(&mut self, key: &BackendSlotKey, value: &Backend) -> Result<(), LbError> {
         self.backends
             .insert(key, value, 0)
@@ -93,6 +130,12 @@ impl MapWriter for AyaMaps {
     fn delete_backend(&mut self, key: &BackendSlotKey) -> Result<(), LbError> {
         absent_is_ok(self.backends.remove(key)).map_err(|e| map_error(BACKENDS, "remove", e))
     }
+
+    fn put_node_addrs(&mut self, value: &NodeAddrs) -> Result<(), LbError> {
+        self.node_addrs
+            .set(0, value, 0)
+            .map_err(|e| map_error(NODE_ADDRS, "insert", e))
+    }
 }
 
 /// In-memory [`MapWriter`] for tests of the sync logic: the maps are plain fields to assert on.
@@ -100,8 +143,12 @@ impl MapWriter for AyaMaps {
 pub struct FakeMaps {
     /// Contents of `FRONTENDS`.
     pub frontends: BTreeMap<FrontendKey, Frontend>,
+    /// Contents of `EXT_FRONTENDS`.
+    pub ext_frontends: BTreeMap<FrontendKey, Frontend>,
     /// Contents of `BACKENDS`.
     pub backends: BTreeMap<BackendSlotKey, Backend>,
+    /// Contents of `NODE_ADDRS` (all zero until set, like the kernel array).
+    pub node_addrs: NodeAddrs,
 }
 
 impl MapWriter for FakeMaps {
@@ -115,6 +162,16 @@ impl MapWriter for FakeMaps {
         Ok(())
     }
 
+    fn put_ext_frontend(&mut self, key: &FrontendKey, value: &Frontend) -> Result<(), LbError> {
+        self.ext_frontends.insert(*key, *value);
+        Ok(())
+    }
+
+    fn delete_ext_frontend(&mut self, key: &FrontendKey) -> Result<(), LbError> {
+        self.ext_frontends.remove(key);
+        Ok(())
+    }
+
     fn put_backend(&mut self, key: &BackendSlotKey, value: &Backend) -> Result<(), LbError> {
         self.backends.insert(*key, *value);
         Ok(())
@@ -122,6 +179,11 @@ impl MapWriter for FakeMaps {
 
     fn delete_backend(&mut self, key: &BackendSlotKey) -> Result<(), LbError> {
         self.backends.remove(key);
+        Ok(())
+    }
+
+    fn put_node_addrs(&mut self, value: &NodeAddrs) -> Result<(), LbError> {
+        self.node_addrs = *value;
         Ok(())
     }
 }
@@ -159,6 +221,33 @@ mod tests {
         maps.delete_frontend(&key).unwrap();
         maps.delete_backend(&slot).unwrap();
         maps.delete_backend(&slot).unwrap();
+        assert_eq!(maps, FakeMaps::default());
+    }
+
+    #[test]
+    fn fake_maps_keep_packet_scope_frontends_and_node_addrs_apart() {
+        let key = FrontendKey::new(
+            "192.0.2.1:30080".parse().unwrap(),
+            crate::common::IPPROTO_UDP,
+        );
+        let frontend = Frontend {
+            service_id: 3,
+            revision: 2,
+            backend_count: 0,
+            flags: crate::common::FRONTEND_FLAG_PRESERVE_CLIENT,
+            affinity_timeout_secs: 0,
+        };
+        let node = NodeAddrs::new(Some("192.0.2.1".parse().unwrap()), None);
+        let mut maps = FakeMaps::default();
+        maps.put_ext_frontend(&key, &frontend).unwrap();
+        maps.put_node_addrs(&node).unwrap();
+        assert_eq!(maps.ext_frontends.get(&key), Some(&frontend));
+        assert!(maps.frontends.is_empty(), "socket scope untouched");
+        assert_eq!(maps.node_addrs.ipv4.to_ne_bytes(), [192, 0, 2, 1]);
+
+        maps.delete_ext_frontend(&key).unwrap();
+        maps.delete_ext_frontend(&key).unwrap();
+        maps.put_node_addrs(&NodeAddrs::default()).unwrap();
         assert_eq!(maps, FakeMaps::default());
     }
 }

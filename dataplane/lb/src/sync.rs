@@ -10,14 +10,14 @@
 
 use crate::LbError;
 use crate::common::{
-    Backend, BackendSlotKey, FRONTEND_FLAG_AFFINITY, Frontend, FrontendKey, IPPROTO_TCP,
-    IPPROTO_UDP,
+    BACKEND_FLAG_REMOTE, Backend, BackendSlotKey, FRONTEND_FLAG_AFFINITY,
+    FRONTEND_FLAG_PRESERVE_CLIENT, Frontend, FrontendKey, IPPROTO_TCP, IPPROTO_UDP, addr,
 };
-use ferry_model::lb::{LbBackend, LbService, NodeContext, Scope, compile_service};
+use ferry_model::lb::{HealthCheck, LbBackend, LbService, NodeContext, Scope, compile_service};
 use ferry_model::{DesiredState, ObjectKey, Protocol, ServiceState};
 #[cfg(test)]
 use ferry_model::{Kind, ObjectRef};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -98,6 +98,8 @@ pub struct LbState {
     set_ids: HashMap<Vec<LbBackend>, u32>,
     /// Frontends whose last update failed.
     retry: BTreeSet<Slot>,
+    /// `externalTrafficPolicy: Local` health checks of the compiled Services.
+    health: BTreeMap<ObjectKey, HealthCheck>,
     free_ids: Vec<u32>,
     next_id: u32,
     /// Bumped for every new set, so a recycled set id never matches a stale slot key.
@@ -113,6 +115,83 @@ impl LbState {
         }
     }
 
+    /// Rebuilds the record of what the maps hold from their contents (a restarted daemon over
+    /// pinned maps). Every adopted frontend is reconciled by the first sync, so nothing is
+    /// flushed: entries that are still wanted stay as they are. Returns the backend slots no
+    /// frontend points at, for the caller to delete.
+    pub fn adopt(
+        node: NodeContext,
+        frontends: Vec<(Scope, FrontendKey, Frontend)>,
+        backends: Vec<(BackendSlotKey, Backend)>,
+    ) -> (Self, Vec<BackendSlotKey>) {
+        let mut state = Self::new(node);
+        let mut slots: HashMap<(u32, u32), HashMap<u32, Backend>> = HashMap::new();
+        for (key, value) in &backends {
+            slots
+                .entry((key.service_id, key.revision))
+                .or_default()
+                .insert(key.slot, *value);
+        }
+        for (scope, key, value) in frontends {
+            let Some(addr) = frontend_addr(&key) else {
+                continue;
+            };
+            let members = slots
+                .get(&(value.service_id, value.revision))
+                .filter(|s| (0..value.backend_count).all(|slot| s.contains_key(&slot)));
+            if let Some(members) = members
+                && !state.sets.contains_key(&value.service_id)
+            {
+                let backends: Vec<LbBackend> = (0..value.backend_count)
+                    .filter_map(|slot| {
+                        let b = members[&slot];
+                        Some(LbBackend {
+                            addr: b.socket_addr()?,
+                            node_local: b.flags & BACKEND_FLAG_REMOTE == 0,
+                        })
+                    })
+                    .collect();
+                state.set_ids.insert(backends.clone(), value.service_id);
+                let set = BackendSet {
+                    revision: value.revision,
+                    backends,
+                    refs: 0,
+                };
+                state.sets.insert(value.service_id, set);
+            }
+            if let Some(set) = state.sets.get_mut(&value.service_id)
+                && set.revision == value.revision
+            {
+                set.refs += 1;
+            }
+            let protocol = if key.proto == IPPROTO_TCP {
+                Protocol::Tcp
+            } else {
+                Protocol::Udp
+            };
+            let programmed = Programmed {
+                owner: ObjectKey::new("", ""),
+                addr,
+                protocol,
+                value,
+            };
+            state.programmed.insert((scope, key), programmed);
+            state.retry.insert((scope, key));
+            state.next_id = state.next_id.max(value.service_id.saturating_add(1));
+            state.revision = state.revision.max(value.revision);
+        }
+        let sets = &state.sets;
+        let garbage = backends
+            .into_iter()
+            .map(|(key, _)| key)
+            .filter(|key| {
+                sets.get(&key.service_id)
+                    .is_none_or(|s| s.revision != key.revision)
+            })
+            .collect();
+        (state, garbage)
+    }
+
     /// Services owning at least one programmed frontend.
     pub fn services(&self) -> usize {
         let owners: BTreeSet<&ObjectKey> = self.programmed.values().map(|p| &p.owner).collect();
@@ -121,6 +200,21 @@ impl LbState {
 
     pub fn frontends(&self) -> usize {
         self.programmed.len()
+    }
+
+    /// The health checks to serve: Service -> node port and local endpoint count.
+    pub fn health_checks(&self) -> &BTreeMap<ObjectKey, HealthCheck> {
+        &self.health
+    }
+
+    /// Programmed frontends in `FRONTENDS` and in `EXT_FRONTENDS`.
+    pub fn frontends_by_scope(&self) -> (usize, usize) {
+        let socket = self
+            .programmed
+            .keys()
+            .filter(|(s, _)| *s == Scope::Socket)
+            .count();
+        (socket, self.programmed.len() - socket)
     }
 
     pub fn backend_slots(&self) -> usize {
@@ -187,6 +281,10 @@ impl LbState {
     ) {
         let compiled = entry.and_then(|e| compile_service(e, &self.node));
         let wants = compiled.as_ref().map(wants).unwrap_or_default();
+        match compiled.as_ref().and_then(|lb| lb.health_check) {
+            Some(check) => self.health.insert(key.clone(), check),
+            None => self.health.remove(key),
+        };
         if let Some(old) = self.services.remove(key) {
             for slot in old.wants.keys() {
                 if let Some(claimants) = self.claims.get_mut(slot) {
@@ -282,10 +380,8 @@ impl LbState {
         });
         let revision = self.revision.wrapping_add(1);
         for (slot, backend) in backends.iter().enumerate() {
-            let written = apply(&MapOp::PutBackend(
-                slot_key(id, revision, slot),
-                Backend::new(backend.addr),
-            ));
+            let value = backend_value(backend);
+            let written = apply(&MapOp::PutBackend(slot_key(id, revision, slot), value));
             if let Err(error) = written {
                 // Undo the slots written so far; the id goes back to the pool.
                 for undo in 0..slot {
@@ -386,16 +482,36 @@ fn wants(lb: &LbService) -> HashMap<Slot, Wanted> {
         .iter()
         .map(|f| {
             let slot = (f.scope, FrontendKey::new(f.addr, proto(f.protocol)));
+            let preserve = f.scope == Scope::Packet && lb.preserve_client_ip;
             let wanted = Wanted {
                 addr: f.addr,
                 protocol: f.protocol,
                 backends: f.backends.clone(),
-                flags,
+                flags: flags
+                    | if preserve {
+                        FRONTEND_FLAG_PRESERVE_CLIENT
+                    } else {
+                        0
+                    },
                 affinity_timeout_secs,
             };
             (slot, wanted)
         })
         .collect()
+}
+
+fn frontend_addr(key: &FrontendKey) -> Option<SocketAddr> {
+    let ip = addr::ip_from_words(key.family, key.addr)?;
+    Some(SocketAddr::new(ip, u16::from_be(key.port)))
+}
+
+fn backend_value(backend: &LbBackend) -> Backend {
+    let flags = if backend.node_local {
+        0
+    } else {
+        BACKEND_FLAG_REMOTE
+    };
+    Backend::new(backend.addr).with_flags(flags)
 }
 
 fn slot_key(service_id: u32, revision: u32, slot: usize) -> BackendSlotKey {

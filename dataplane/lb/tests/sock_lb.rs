@@ -23,13 +23,17 @@ use std::{
 
 use aya::programs::CgroupAttachMode;
 use ferry_lb::{
-    AyaMaps, MapWriter as _,
-    common::{Backend, BackendSlotKey, Frontend, FrontendKey, IPPROTO_TCP, IPPROTO_UDP, programs},
+    AyaMaps, Counters, MapWriter as _,
+    common::{
+        Backend, BackendSlotKey, FRONTEND_FLAG_AFFINITY, Frontend, FrontendKey, IPPROTO_TCP,
+        IPPROTO_UDP, programs, stats,
+    },
 };
 use privileged::{chain, privileged};
 use sandbox::Sandbox;
 
 const TEST_NAME: &str = "socket_lb_translates_and_restores_addresses";
+const AFFINITY_TEST_NAME: &str = "socket_lb_affinity_keeps_a_netns_on_one_backend";
 /// Set in a client process: `<tcp|udp> <service address>`.
 const CLIENT_ENV: &str = "FERRY_SOCK_LB_CLIENT";
 /// Prefix of the client's one result line on stdout.
@@ -98,7 +102,7 @@ fn socket_lb_translates_and_restores_addresses() {
     service(3, "[fd00:96::10]:80", IPPROTO_TCP, &[backend_tcp6]);
     service(4, "10.96.0.10:53", IPPROTO_UDP, &[backend_udp4]);
 
-    let in_cgroup = |job: &str| run_client(&sandbox, job, true);
+    let in_cgroup = |job: &str| run_client(&sandbox, TEST_NAME, job, true);
     assert_eq!(
         in_cgroup("tcp 10.96.0.10:80"),
         "ok peer=10.96.0.10:80 data=ferry"
@@ -122,15 +126,91 @@ fn socket_lb_translates_and_restores_addresses() {
         "a service without backends rejects connect() with EPERM"
     );
     assert_eq!(
-        run_client(&sandbox, "tcp 10.96.0.10:80", false),
+        run_client(&sandbox, TEST_NAME, "tcp 10.96.0.10:80", false),
         "err errno=101",
         "outside the cgroup nothing is translated: ENETUNREACH in a lo-only namespace"
     );
 }
 
-/// Runs one client job in the sandbox's namespace, inside its cgroup or not; returns the
-/// client's result line.
-fn run_client(sandbox: &Sandbox, job: &str, in_cgroup: bool) -> String {
+/// ClientIP affinity in the socket LB: every client process of one network namespace gets the
+/// same backend of two (each process is a new socket; the netns cookie is the client), while
+/// the same backends without affinity are both picked.
+#[test]
+fn socket_lb_affinity_keeps_a_netns_on_one_backend() {
+    if let Ok(job) = env::var(CLIENT_ENV) {
+        println!("{RESULT}{}", client(&job));
+        return;
+    }
+    if !privileged(AFFINITY_TEST_NAME) {
+        return;
+    }
+    let sandbox = Sandbox::create("affinity").unwrap_or_else(|e| panic!("sandbox: {e:#}"));
+    let mut ebpf = ferry_lb::load().unwrap_or_else(|e| panic!("{}", chain(&e)));
+    ferry_lb::load_all_programs(&mut ebpf).unwrap_or_else(|e| panic!("{}", chain(&e)));
+    let cgroup = File::open(sandbox.cgroup_dir()).expect("open cgroup dir");
+    for program in programs::SOCKET_LB {
+        ferry_lb::attach_cgroup(&mut ebpf, program, &cgroup, CgroupAttachMode::Single)
+            .unwrap_or_else(|e| panic!("{}", chain(&e)));
+    }
+    let (a, b) = sandbox
+        .in_netns(|| {
+            (
+                TcpListener::bind("127.0.0.1:0").expect("bind a"),
+                TcpListener::bind("127.0.0.1:0").expect("bind b"),
+            )
+        })
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let backends = [a.local_addr().unwrap(), b.local_addr().unwrap()];
+    serve_tcp_as(a, "a");
+    serve_tcp_as(b, "b");
+
+    let mut maps = AyaMaps::take(&mut ebpf).unwrap_or_else(|e| panic!("{}", chain(&e)));
+    for (id, frontend, flags) in [
+        (1, "10.96.0.20:80", FRONTEND_FLAG_AFFINITY),
+        (2, "10.96.0.21:80", 0),
+    ] {
+        for (slot, backend) in (0..).zip(&backends) {
+            let key = BackendSlotKey {
+                service_id: id,
+                revision: 1,
+                slot,
+            };
+            maps.put_backend(&key, &Backend::new(*backend)).unwrap();
+        }
+        let value = Frontend {
+            service_id: id,
+            revision: 1,
+            backend_count: 2,
+            flags,
+            affinity_timeout_secs: 0,
+        };
+        let key = FrontendKey::new(frontend.parse().unwrap(), IPPROTO_TCP);
+        maps.put_frontend(&key, &value).unwrap();
+    }
+
+    let dial = |job: &str| run_client(&sandbox, AFFINITY_TEST_NAME, job, true);
+    let first = dial("tcp 10.96.0.20:80");
+    assert!(first.starts_with("ok peer=10.96.0.20:80 data="), "{first}");
+    for _ in 0..6 {
+        assert_eq!(dial("tcp 10.96.0.20:80"), first, "same netns, same backend");
+    }
+    let counters = Counters::read(&ebpf).unwrap_or_else(|e| panic!("{}", chain(&e)));
+    assert_eq!(counters.get(stats::AFFINITY_HITS), 6);
+
+    // Without affinity both backends turn up: 2^-15 odds of a false alarm.
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..16 {
+        seen.insert(dial("tcp 10.96.0.21:80"));
+        if seen.len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(seen.len(), 2, "random picks without affinity: {seen:?}");
+}
+
+/// Runs one client job (as test `test`) in the sandbox's namespace, inside its cgroup or not;
+/// returns the client's result line.
+fn run_client(sandbox: &Sandbox, test: &str, job: &str, in_cgroup: bool) -> String {
     let me = env::current_exe().expect("current_exe");
     let mut cmd = Command::new("ip");
     cmd.args(["netns", "exec", sandbox.netns()]);
@@ -141,7 +221,7 @@ fn run_client(sandbox: &Sandbox, job: &str, in_cgroup: bool) -> String {
             .arg(procs);
     }
     cmd.arg(me)
-        .args([TEST_NAME, "--exact", "--nocapture", "--test-threads=1"])
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
         .env(CLIENT_ENV, job);
     let out = cmd.output().expect("spawn client");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -194,9 +274,14 @@ fn udp_client(target: SocketAddr) -> std::io::Result<(SocketAddr, String)> {
 
 /// Greets every connection, then closes it. Runs until the test process exits.
 fn serve_tcp(listener: TcpListener) {
+    serve_tcp_as(listener, GREETING);
+}
+
+/// Like [`serve_tcp`] with another greeting.
+fn serve_tcp_as(listener: TcpListener, greeting: &'static str) {
     thread::spawn(move || {
         for mut stream in listener.incoming().flatten() {
-            let _ = stream.write_all(GREETING.as_bytes());
+            let _ = stream.write_all(greeting.as_bytes());
         }
     });
 }

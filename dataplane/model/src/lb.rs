@@ -25,6 +25,17 @@ pub struct NodeContext {
     pub zone: Option<String>,
 }
 
+impl NodeContext {
+    /// This node's context, with its zone from its Node object in `state` when there is one.
+    pub fn from_state(name: &str, ips: &[IpAddr], state: &crate::DesiredState) -> Self {
+        Self {
+            name: name.to_string(),
+            ips: ips.to_vec(),
+            zone: state.nodes.get(name).and_then(|n| n.zone.clone()),
+        }
+    }
+}
+
 /// Where a frontend is translated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub enum Scope {

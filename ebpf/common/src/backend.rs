@@ -18,10 +18,17 @@ pub struct BackendSlotKey {
 }
 const _: () = assert!(size_of::<BackendSlotKey>() == 12);
 
+/// [`Backend::flags`] bit: the endpoint runs on another node.
+///
+/// The tc NodePort path masquerades (SNATs to the node address in `NODE_ADDRS`) a flow sent to
+/// such a backend, unless the frontend has [`crate::FRONTEND_FLAG_PRESERVE_CLIENT`]; the socket
+/// LB ignores the bit.
+pub const BACKEND_FLAG_REMOTE: u8 = 1 << 0;
+
 /// Value of the `BACKENDS` map: where a connection to the frontend is sent.
 ///
 /// Its family must match the frontend's: an IPv4 socket cannot be redirected to an IPv6
-/// backend (the programs reject such a connection with `EPERM`).
+/// backend (the programs reject such a connection with `EPERM`, the tc programs drop it).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Backend {
@@ -31,21 +38,28 @@ pub struct Backend {
     pub port: u16,
     /// [`crate::AF_INET`] or [`crate::AF_INET6`].
     pub family: u8,
-    /// Must be zero.
-    pub _pad: u8,
+    /// `BACKEND_FLAG_*` bits; unknown bits must be zero.
+    pub flags: u8,
 }
 const _: () = assert!(size_of::<Backend>() == 20);
 
 impl Backend {
-    /// The backend value for an endpoint address.
+    /// The backend value for an endpoint address, without flags.
     pub const fn new(addr: SocketAddr) -> Self {
         let (family, words) = ip_words(addr.ip());
         Self {
             addr: words,
             port: addr.port().to_be(),
             family,
-            _pad: 0,
+            flags: 0,
         }
+    }
+
+    /// The same backend with `flags` (`BACKEND_FLAG_*`) set.
+    #[must_use]
+    pub const fn with_flags(mut self, flags: u8) -> Self {
+        self.flags = flags;
+        self
     }
 
     /// The endpoint address; `None` if `family` is unknown.

@@ -1,4 +1,10 @@
-//! `FRONTENDS`: a service address (ClusterIP, and later NodePort/external IPs) → its backend set.
+//! `FRONTENDS` / `EXT_FRONTENDS`: a service address → its backend set.
+//!
+//! `FRONTENDS` holds socket-scope frontends (what pods and host processes dial: ClusterIPs, and
+//! whatever else userspace wants translated at `connect()`), read by the cgroup hooks only.
+//! `EXT_FRONTENDS` holds packet-scope frontends (NodePort `nodeIP:nodePort`, externalIPs,
+//! LoadBalancer IPs reached from outside the node), read by the tc programs only. Both share
+//! the key and value types and point into the same `BACKENDS` sets.
 
 use core::net::SocketAddr;
 
@@ -32,11 +38,26 @@ impl FrontendKey {
     }
 }
 
-/// [`Frontend::flags`] bit: ClientIP session affinity is requested for this service.
+/// [`Frontend::flags`] bit: ClientIP session affinity (kube-proxy semantics).
 ///
-/// Reserved: userspace records it (with [`Frontend::affinity_timeout_secs`]) but the socket-LB
-/// programs do not act on it yet; every connection picks a backend at random.
+/// A client keeps getting the backend it got last from this backend set
+/// ([`Frontend::service_id`]) while it comes back within [`Frontend::affinity_timeout_secs`] of
+/// its last connection (socket LB) or new flow (tc) and that backend is still at the same slot
+/// of the current revision; otherwise a backend is picked at random and remembered. The client
+/// is its network namespace (netns cookie) for the socket LB and its source IP for tc. Keep a
+/// backend at the same slot across revisions to keep its clients' affinity.
 pub const FRONTEND_FLAG_AFFINITY: u32 = 1 << 0;
+
+/// [`Frontend::flags`] bit: never masquerade flows to this frontend (externalTrafficPolicy
+/// `Local`). Only meaningful in `EXT_FRONTENDS`. Without it (policy `Cluster`) the tc programs
+/// SNAT a flow to the node address exactly when the chosen backend has
+/// [`crate::BACKEND_FLAG_REMOTE`]. With it, userspace must publish local backends only: a
+/// remote backend would answer the client directly and the reply would not be reverse-NATed.
+pub const FRONTEND_FLAG_PRESERVE_CLIENT: u32 = 1 << 1;
+
+/// Affinity timeout applied when [`FRONTEND_FLAG_AFFINITY`] is set with a zero
+/// [`Frontend::affinity_timeout_secs`]: Kubernetes' default `timeoutSeconds`.
+pub const AFFINITY_DEFAULT_TIMEOUT_SECS: u32 = 10_800;
 
 /// Value of the `FRONTENDS` map: which backend set serves this frontend.
 ///
@@ -51,12 +72,13 @@ pub struct Frontend {
     pub service_id: u32,
     /// Generation of the backend set currently published for `service_id`.
     pub revision: u32,
-    /// Number of backend slots; `0` means the service exists but has no ready endpoint, and
-    /// `connect()` / `sendmsg()` to it fail with `EPERM`.
+    /// Number of backend slots; `0` means the service exists but has no ready endpoint:
+    /// `connect()` / `sendmsg()` to it fail with `EPERM` and tc drops its packets.
     pub backend_count: u32,
     /// `FRONTEND_FLAG_*` bits.
     pub flags: u32,
-    /// ClientIP affinity timeout (seconds); meaningful with [`FRONTEND_FLAG_AFFINITY`].
+    /// ClientIP affinity timeout (seconds); meaningful with [`FRONTEND_FLAG_AFFINITY`], `0`
+    /// means [`AFFINITY_DEFAULT_TIMEOUT_SECS`].
     pub affinity_timeout_secs: u32,
 }
 const _: () = assert!(size_of::<Frontend>() == 20);

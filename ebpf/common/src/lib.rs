@@ -19,21 +19,37 @@
 //!
 //! | map ([`maps`]) | key | value | written by |
 //! |---|---|---|---|
-//! | `FRONTENDS` | [`FrontendKey`] | [`Frontend`] | userspace |
+//! | `FRONTENDS` | [`FrontendKey`] | [`Frontend`] | userspace (socket-scope: cgroup hooks) |
+//! | `EXT_FRONTENDS` | [`FrontendKey`] | [`Frontend`] | userspace (packet-scope: tc) |
 //! | `BACKENDS` | [`BackendSlotKey`] | [`Backend`] | userspace |
+//! | `NODE_ADDRS` (array, 1) | `u32` index 0 | [`NodeAddrs`] | userspace |
 //! | `REVNAT` (LRU) | [`RevNatKey`] | [`RevNatValue`] | BPF (`connect*`, `sendmsg*`) |
+//! | `AFFINITY` (LRU) | [`AffinityKey`] | [`AffinityValue`] | BPF (socket LB and tc) |
+//! | `CT_FWD` (LRU) | [`CtKey`] | [`CtForward`] | BPF (tc) |
+//! | `CT_REV` (LRU) | [`CtKey`] | [`CtReverse`] | BPF (tc) |
+//! | `STATS` (per-CPU array) | `u32` index ([`stats`]) | `u64` | BPF |
 #![cfg_attr(not(test), no_std)]
 
 pub mod addr;
+mod affinity;
 mod backend;
+pub mod conntrack;
 mod frontend;
 pub mod maps;
+mod node;
 #[cfg(feature = "user")]
 mod pod;
 pub mod programs;
 mod revnat;
+pub mod stats;
 
 pub use addr::{AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP};
-pub use backend::{Backend, BackendSlotKey};
-pub use frontend::{FRONTEND_FLAG_AFFINITY, Frontend, FrontendKey};
+pub use affinity::{AFFINITY_SCOPE_PACKET, AFFINITY_SCOPE_SOCKET, AffinityKey, AffinityValue};
+pub use backend::{BACKEND_FLAG_REMOTE, Backend, BackendSlotKey};
+pub use conntrack::{CT_FLAG_SNAT, CtForward, CtKey, CtReverse};
+pub use frontend::{
+    AFFINITY_DEFAULT_TIMEOUT_SECS, FRONTEND_FLAG_AFFINITY, FRONTEND_FLAG_PRESERVE_CLIENT, Frontend,
+    FrontendKey,
+};
+pub use node::NodeAddrs;
 pub use revnat::{RevNatKey, RevNatValue};

@@ -2,19 +2,51 @@
 //! capacities. The BPF crate uses the same capacities; the names must match its statics (the
 //! verifier test in `ferry-lb` checks they do). Names stay under 16 bytes, the kernel's limit.
 
-/// [`crate::FrontendKey`] → [`crate::Frontend`], hash map.
+/// [`crate::FrontendKey`] → [`crate::Frontend`], hash map (not preallocated): socket-scope
+/// frontends, read by the cgroup hooks. Written by userspace.
 pub const FRONTENDS: &str = "FRONTENDS";
-/// [`crate::BackendSlotKey`] → [`crate::Backend`], hash map.
+/// [`crate::FrontendKey`] → [`crate::Frontend`], hash map (not preallocated): packet-scope
+/// frontends (NodePort, externalIPs, LoadBalancer IPs from outside), read by the tc programs.
+/// Written by userspace.
+pub const EXT_FRONTENDS: &str = "EXT_FRONTENDS";
+/// [`crate::BackendSlotKey`] → [`crate::Backend`], hash map (not preallocated). Written by
+/// userspace.
 pub const BACKENDS: &str = "BACKENDS";
-/// [`crate::RevNatKey`] → [`crate::RevNatValue`], LRU hash map.
+/// Index 0 → [`crate::NodeAddrs`], array of one. Written by userspace.
+pub const NODE_ADDRS: &str = "NODE_ADDRS";
+/// [`crate::RevNatKey`] → [`crate::RevNatValue`], LRU hash map. Written by BPF.
 pub const REVNAT: &str = "REVNAT";
+/// [`crate::AffinityKey`] → [`crate::AffinityValue`], LRU hash map. Written by BPF.
+pub const AFFINITY: &str = "AFFINITY";
+/// [`crate::CtKey`] → [`crate::CtForward`], LRU hash map. Written by BPF.
+pub const CT_FWD: &str = "CT_FWD";
+/// [`crate::CtKey`] → [`crate::CtReverse`], LRU hash map. Written by BPF.
+pub const CT_REV: &str = "CT_REV";
+/// Counter index ([`crate::stats`]) → `u64`, per-CPU array. Written by BPF.
+pub const STATS: &str = "STATS";
 
 /// Every map the object defines.
-pub const ALL: [&str; 3] = [FRONTENDS, BACKENDS, REVNAT];
+pub const ALL: [&str; 9] = [
+    FRONTENDS,
+    EXT_FRONTENDS,
+    BACKENDS,
+    NODE_ADDRS,
+    REVNAT,
+    AFFINITY,
+    CT_FWD,
+    CT_REV,
+    STATS,
+];
 
 /// Capacity of `FRONTENDS` (service address + port + protocol triples).
 pub const FRONTENDS_MAX_ENTRIES: u32 = 65_536;
+/// Capacity of `EXT_FRONTENDS`.
+pub const EXT_FRONTENDS_MAX_ENTRIES: u32 = 65_536;
 /// Capacity of `BACKENDS` (backend slots over all services and in-flight revisions).
-pub const BACKENDS_MAX_ENTRIES: u32 = 262_144;
+pub const BACKENDS_MAX_ENTRIES: u32 = 1_048_576;
 /// Capacity of `REVNAT` (translated sockets; least recently used entries are evicted).
 pub const REVNAT_MAX_ENTRIES: u32 = 262_144;
+/// Capacity of `AFFINITY` (client × backend set pairs; LRU).
+pub const AFFINITY_MAX_ENTRIES: u32 = 262_144;
+/// Capacity of `CT_FWD` and of `CT_REV` (tc flows; LRU).
+pub const CT_MAX_ENTRIES: u32 = 262_144;

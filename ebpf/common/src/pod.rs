@@ -4,7 +4,10 @@
     reason = "aya::Pod is an unsafe marker trait; each impl is justified below"
 )]
 
-use crate::{Backend, BackendSlotKey, Frontend, FrontendKey, RevNatKey, RevNatValue};
+use crate::{
+    AffinityKey, AffinityValue, Backend, BackendSlotKey, CtForward, CtKey, CtReverse, Frontend,
+    FrontendKey, NodeAddrs, RevNatKey, RevNatValue,
+};
 
 // SAFETY: each type is `#[repr(C)]`, `Copy`, made only of integers and integer arrays, and has
 // no implicit padding (asserted by its size check), so every byte pattern is a valid value and
@@ -20,3 +23,15 @@ unsafe impl aya::Pod for Backend {}
 unsafe impl aya::Pod for RevNatKey {}
 // SAFETY: as above.
 unsafe impl aya::Pod for RevNatValue {}
+// SAFETY: as above.
+unsafe impl aya::Pod for NodeAddrs {}
+// SAFETY: as above.
+unsafe impl aya::Pod for AffinityKey {}
+// SAFETY: as above.
+unsafe impl aya::Pod for AffinityValue {}
+// SAFETY: as above.
+unsafe impl aya::Pod for CtKey {}
+// SAFETY: as above.
+unsafe impl aya::Pod for CtForward {}
+// SAFETY: as above.
+unsafe impl aya::Pod for CtReverse {}

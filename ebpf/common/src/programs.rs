@@ -16,8 +16,12 @@ pub const RECVMSG6: &str = "recvmsg6";
 pub const GETPEERNAME4: &str = "getpeername4";
 /// `cgroup/getpeername6`.
 pub const GETPEERNAME6: &str = "getpeername6";
-/// `classifier`: NodePort ingress (placeholder, passes every packet).
+/// `classifier`, tc ingress of an external interface: DNAT (and SNAT for masqueraded flows)
+/// of packets to `EXT_FRONTENDS`, reverse NAT + redirect of replies to masqueraded flows.
 pub const NODEPORT_INGRESS: &str = "nodeport_ingress";
+/// `classifier`, tc egress of the same interface: reverse NAT of replies to flows that were not
+/// masqueraded (the backend's source becomes the frontend again).
+pub const NODEPORT_EGRESS: &str = "nodeport_egress";
 
 /// The cgroup `sock_addr` programs, attached together for socket-level load balancing.
 pub const SOCKET_LB: [&str; 8] = [
@@ -32,7 +36,7 @@ pub const SOCKET_LB: [&str; 8] = [
 ];
 
 /// Every program the object defines.
-pub const ALL: [&str; 9] = [
+pub const ALL: [&str; 10] = [
     CONNECT4,
     CONNECT6,
     SENDMSG4,
@@ -42,4 +46,5 @@ pub const ALL: [&str; 9] = [
     GETPEERNAME4,
     GETPEERNAME6,
     NODEPORT_INGRESS,
+    NODEPORT_EGRESS,
 ];

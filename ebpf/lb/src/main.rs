@@ -2,7 +2,9 @@
 //!
 //! * [`sock4`] / [`sock6`]: cgroup `sock_addr` hooks doing socket-level service load balancing
 //!   (`connect`, `sendmsg`, `recvmsg`, `getpeername`), over the maps in [`maps`].
-//! * [`nodeport`]: the tc classifier for NodePort traffic (a pass-through placeholder for now).
+//! * [`nodeport`]: tc classifiers for NodePort / externalIP / LoadBalancer-IP traffic (DNAT,
+//!   masquerade, reverse NAT) with a conntrack map ([`conntrack`]).
+//! * [`affinity`]: ClientIP session affinity for both.
 //!
 //! On the host this crate is an empty binary, so `cargo build --workspace` and
 //! `cargo clippy --workspace --all-targets` work without the BPF toolchain.
@@ -18,11 +20,19 @@
 )]
 
 #[cfg(target_arch = "bpf")]
+mod affinity;
+#[cfg(target_arch = "bpf")]
+mod conntrack;
+#[cfg(target_arch = "bpf")]
+mod fib;
+#[cfg(target_arch = "bpf")]
 mod lb;
 #[cfg(target_arch = "bpf")]
 mod maps;
 #[cfg(target_arch = "bpf")]
 mod nodeport;
+#[cfg(target_arch = "bpf")]
+mod packet;
 #[cfg(target_arch = "bpf")]
 mod revnat;
 #[cfg(target_arch = "bpf")]
@@ -31,6 +41,8 @@ mod sock4;
 mod sock6;
 #[cfg(target_arch = "bpf")]
 mod sock_addr;
+#[cfg(target_arch = "bpf")]
+mod stats;
 
 #[cfg(target_arch = "bpf")]
 #[panic_handler]

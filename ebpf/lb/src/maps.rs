@@ -1,25 +1,69 @@
 //! The maps. Names must equal `ferry_ebpf_common::maps::*` (checked by ferry-lb's verifier test).
 
 use aya_ebpf::{
-    btf_maps::{HashMap, LruHashMap},
+    bindings::BPF_F_NO_PREALLOC,
+    btf_maps::{Array, HashMap, LruHashMap, PerCpuArray},
     macros::btf_map,
 };
 use ferry_ebpf_common::{
-    Backend, BackendSlotKey, Frontend, FrontendKey, RevNatKey, RevNatValue,
-    maps::{BACKENDS_MAX_ENTRIES, FRONTENDS_MAX_ENTRIES, REVNAT_MAX_ENTRIES},
+    AffinityKey, AffinityValue, Backend, BackendSlotKey, CtForward, CtKey, CtReverse, Frontend,
+    FrontendKey, NodeAddrs, RevNatKey, RevNatValue,
+    maps::{
+        AFFINITY_MAX_ENTRIES, BACKENDS_MAX_ENTRIES, CT_MAX_ENTRIES, EXT_FRONTENDS_MAX_ENTRIES,
+        FRONTENDS_MAX_ENTRIES, REVNAT_MAX_ENTRIES,
+    },
+    stats,
 };
 
-/// Service address → backend set. Written by userspace.
+/// Userspace-written hash maps allocate entries on update rather than all up front: 1M
+/// preallocated backend slots would pin ~90 MiB of kernel memory on every node.
+const NO_PREALLOC: usize = BPF_F_NO_PREALLOC as usize;
+
+/// A frontend map: `FRONTENDS` and `EXT_FRONTENDS` share the type so one lookup path serves
+/// both (their capacities are equal).
+pub type Frontends =
+    HashMap<FrontendKey, Frontend, { FRONTENDS_MAX_ENTRIES as usize }, NO_PREALLOC>;
+const _: () = assert!(FRONTENDS_MAX_ENTRIES == EXT_FRONTENDS_MAX_ENTRIES);
+
+/// Socket-scope service address → backend set. Written by userspace; read by the cgroup hooks.
 #[btf_map]
-pub static FRONTENDS: HashMap<FrontendKey, Frontend, { FRONTENDS_MAX_ENTRIES as usize }> =
-    HashMap::new();
+pub static FRONTENDS: Frontends = HashMap::new();
+
+/// Packet-scope service address → backend set. Written by userspace; read by tc.
+#[btf_map]
+pub static EXT_FRONTENDS: Frontends = HashMap::new();
 
 /// Backend set slot → endpoint. Written by userspace.
 #[btf_map]
-pub static BACKENDS: HashMap<BackendSlotKey, Backend, { BACKENDS_MAX_ENTRIES as usize }> =
-    HashMap::new();
+pub static BACKENDS: HashMap<
+    BackendSlotKey,
+    Backend,
+    { BACKENDS_MAX_ENTRIES as usize },
+    NO_PREALLOC,
+> = HashMap::new();
+
+/// The node's own addresses (index 0), the source of masqueraded flows. Written by userspace.
+#[btf_map]
+pub static NODE_ADDRS: Array<NodeAddrs, 1> = Array::new();
 
 /// (socket, backend) → frontend the socket dialled. Written by `connect*` / `sendmsg*`.
 #[btf_map]
 pub static REVNAT: LruHashMap<RevNatKey, RevNatValue, { REVNAT_MAX_ENTRIES as usize }> =
     LruHashMap::new();
+
+/// (client, backend set) → the backend it got last. Written by the socket LB and tc.
+#[btf_map]
+pub static AFFINITY: LruHashMap<AffinityKey, AffinityValue, { AFFINITY_MAX_ENTRIES as usize }> =
+    LruHashMap::new();
+
+/// tc flow `client → frontend` → backend (+ SNAT source).
+#[btf_map]
+pub static CT_FWD: LruHashMap<CtKey, CtForward, { CT_MAX_ENTRIES as usize }> = LruHashMap::new();
+
+/// tc flow `backend → reply destination` → client and frontend.
+#[btf_map]
+pub static CT_REV: LruHashMap<CtKey, CtReverse, { CT_MAX_ENTRIES as usize }> = LruHashMap::new();
+
+/// Per-CPU counters, indexed by `ferry_ebpf_common::stats`.
+#[btf_map]
+pub static STATS: PerCpuArray<u64, { stats::COUNT as usize }> = PerCpuArray::new();

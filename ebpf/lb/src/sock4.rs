@@ -1,12 +1,15 @@
 //! IPv4 socket load balancing: `connect4`, `sendmsg4`, `recvmsg4`, `getpeername4`.
 
 use aya_ebpf::{macros::cgroup_sock_addr, programs::SockAddrContext};
-use ferry_ebpf_common::{AF_INET, FrontendKey};
+use ferry_ebpf_common::{AF_INET, FrontendKey, stats};
 
 use crate::{
+    affinity::Client,
     lb::{Pick, VERDICT_PROCEED, VERDICT_REJECT, pick},
+    maps::FRONTENDS,
     revnat::{self, Seen},
     sock_addr::SockAddr,
+    stats::count,
 };
 
 /// TCP and connected-UDP `connect()` to a service address → a backend.
@@ -52,15 +55,19 @@ fn translate(sa: &SockAddr<'_>) -> i32 {
         family: AF_INET,
         proto: sa.protocol(),
     };
-    match pick(&key) {
+    match pick(&FRONTENDS, &key, Client::Netns(sa.netns_cookie())) {
         Pick::Pass => VERDICT_PROCEED,
-        Pick::To(backend) if backend.family == AF_INET => {
+        Pick::To { backend, .. } if backend.family == AF_INET => {
             sa.set_ip4(backend.addr[0]);
             sa.set_port(backend.port);
             revnat::record(sa.cookie(), seen(backend.addr[0], backend.port), frontend);
+            count(stats::SOCK_TRANSLATED);
             VERDICT_PROCEED
         }
-        Pick::To(_) | Pick::Reject => VERDICT_REJECT,
+        Pick::To { .. } | Pick::Reject => {
+            count(stats::SOCK_NO_BACKEND);
+            VERDICT_REJECT
+        }
     }
 }
 

@@ -5,12 +5,15 @@
 //! destination is looked up as the IPv4 frontend and redirected to the v4-mapped backend.
 
 use aya_ebpf::{macros::cgroup_sock_addr, programs::SockAddrContext};
-use ferry_ebpf_common::{AF_INET, AF_INET6, FrontendKey};
+use ferry_ebpf_common::{AF_INET, AF_INET6, FrontendKey, stats};
 
 use crate::{
+    affinity::Client,
     lb::{Pick, VERDICT_PROCEED, VERDICT_REJECT, pick},
+    maps::FRONTENDS,
     revnat::{self, Seen},
     sock_addr::SockAddr,
+    stats::count,
 };
 
 /// Word 2 of a v4-mapped address: bytes `00 00 ff ff`.
@@ -60,21 +63,28 @@ fn translate(sa: &SockAddr<'_>) -> i32 {
         family: if mapped { AF_INET } else { AF_INET6 },
         proto: sa.protocol(),
     };
-    let backend = match pick(&key) {
+    let backend = match pick(&FRONTENDS, &key, Client::Netns(sa.netns_cookie())) {
         Pick::Pass => return VERDICT_PROCEED,
-        Pick::Reject => return VERDICT_REJECT,
-        Pick::To(backend) => backend,
+        Pick::Reject => return reject(),
+        Pick::To { backend, .. } => backend,
     };
     // What the socket will see: the backend as-is, or v4-mapped for an IPv4 service.
     let addr = match (mapped, backend.family) {
         (false, AF_INET6) => backend.addr,
         (true, AF_INET) => [0, 0, V4_MAPPED_WORD2, backend.addr[0]],
-        _ => return VERDICT_REJECT,
+        _ => return reject(),
     };
     sa.set_ip6(addr);
     sa.set_port(backend.port);
     revnat::record(sa.cookie(), seen(addr, backend.port), frontend);
+    count(stats::SOCK_TRANSLATED);
     VERDICT_PROCEED
+}
+
+#[inline(always)]
+fn reject() -> i32 {
+    count(stats::SOCK_NO_BACKEND);
+    VERDICT_REJECT
 }
 
 #[inline(always)]

@@ -1,7 +1,11 @@
 //! Typed access to `bpf_sock_addr` fields, always with 4-byte loads and stores (what the
 //! verifier requires for `user_port` and accepts everywhere else).
 
-use aya_ebpf::{EbpfContext as _, helpers::bpf_get_socket_cookie, programs::SockAddrContext};
+use aya_ebpf::{
+    EbpfContext as _,
+    helpers::{bpf_get_netns_cookie, bpf_get_socket_cookie},
+    programs::SockAddrContext,
+};
 use core::ptr::{addr_of, addr_of_mut, read_volatile, write_volatile};
 
 /// A `sock_addr` hook's context.
@@ -77,5 +81,13 @@ impl SockAddr<'_> {
     pub fn cookie(&self) -> u64 {
         // SAFETY: `bpf_get_socket_cookie` accepts a `sock_addr` context pointer.
         unsafe { bpf_get_socket_cookie(self.0.as_ptr()) }
+    }
+
+    /// The cookie of the socket's network namespace: the client identity for ClientIP
+    /// affinity in the socket LB.
+    #[inline(always)]
+    pub fn netns_cookie(&self) -> u64 {
+        // SAFETY: `bpf_get_netns_cookie` accepts a `sock_addr` context pointer.
+        unsafe { bpf_get_netns_cookie(self.0.as_ptr()) }
     }
 }

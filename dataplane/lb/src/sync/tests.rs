@@ -280,3 +280,52 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_restart_adopts_the_maps_and_changes_nothing_that_is_still_wanted() {
+    let mut cluster = Cluster::new();
+    cluster.apply(service("web", 10));
+    cluster.apply(slice("web", "web-1", &[1, 2]));
+    cluster.apply(service("old", 11));
+    cluster.apply(slice("old", "old-1", &[3]));
+    let (mut lb, mut maps) = (LbState::new(node()), Maps::default());
+    sync(&mut lb, &mut maps, &cluster);
+    // Garbage a crash could leave: a slot no frontend points at.
+    let orphan = BackendSlotKey {
+        service_id: 999,
+        revision: 7,
+        slot: 0,
+    };
+    maps.backends
+        .insert(orphan, Backend::new("10.0.0.9:1".parse().unwrap()));
+
+    // The new daemon sees a cluster where "old" is gone.
+    cluster.delete(&ObjectRef::new(Kind::Service, ObjectKey::new("ns", "old")));
+    let frontends = maps
+        .frontends
+        .iter()
+        .map(|((s, k), v)| (*s, *k, *v))
+        .collect();
+    let backends = maps.backends.iter().map(|(k, v)| (*k, *v)).collect();
+    let (mut adopted, garbage) = LbState::adopt(node(), frontends, backends);
+    assert_eq!(garbage, [orphan]);
+    maps.backends.remove(&orphan);
+    let mut ops = Vec::new();
+    let report = adopted.sync(cluster.state(), &node(), |op| {
+        ops.push(*op);
+        maps.apply(op);
+        assert!(maps.consistent());
+        Ok(())
+    });
+    assert!(report.failed.is_empty());
+    assert!(
+        ops.iter()
+            .all(|op| matches!(op, MapOp::DeleteFrontend(..) | MapOp::DeleteBackend(..))),
+        "only the deleted Service's entries change: {ops:?}"
+    );
+    assert_eq!(ops.len(), 2, "its frontend and its one slot: {ops:?}");
+    assert_eq!(maps.reachable(), reachable_from_scratch(&cluster));
+    // And afterwards it is an ordinary state: nothing more to do.
+    let again = adopted.sync(cluster.state(), &node(), |_| panic!("no op expected"));
+    assert_eq!(again.ops, 0);
+}
