@@ -3,20 +3,23 @@
 //! [`LbState`] remembers what it wrote. [`LbState::sync`] compiles only the Services whose
 //! snapshot entry changed (pointer comparison of the shared `Arc`s) and reconciles only their
 //! frontends, in an order that keeps every intermediate state consistent: a new backend set is
-//! written under a fresh set id first, a frontend is switched to it in one update, and a set is
-//! deleted only once no frontend points at it. Backend sets are shared by content. A frontend
+//! written under a new revision first, a frontend is switched to it in one update, and a
+//! revision is deleted only once no frontend points at it (see [`sets`]). A frontend
 //! claimed by several Services goes to the first by namespace/name, whatever the order of
 //! events. A frontend whose update fails keeps its old entry and is retried on the next sync.
 
+mod sets;
+
 use crate::LbError;
 use crate::common::{
-    BACKEND_FLAG_REMOTE, Backend, BackendSlotKey, FRONTEND_FLAG_AFFINITY,
-    FRONTEND_FLAG_PRESERVE_CLIENT, Frontend, FrontendKey, IPPROTO_TCP, IPPROTO_UDP, addr,
+    Backend, BackendSlotKey, FRONTEND_FLAG_AFFINITY, FRONTEND_FLAG_PRESERVE_CLIENT, Frontend,
+    FrontendKey, IPPROTO_TCP, IPPROTO_UDP, addr,
 };
 use ferry_model::lb::{HealthCheck, LbBackend, LbService, NodeContext, Scope, compile_service};
-use ferry_model::{DesiredState, ObjectKey, Protocol, ServiceState};
+use ferry_model::{AddressFamily, DesiredState, ObjectKey, Protocol, ServiceState};
 #[cfg(test)]
 use ferry_model::{Kind, ObjectRef};
+use sets::{BackendSets, SetKey, SetRef};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -55,6 +58,7 @@ type Slot = (Scope, FrontendKey);
 struct Wanted {
     addr: SocketAddr,
     protocol: Protocol,
+    set: SetKey,
     backends: Vec<LbBackend>,
     flags: u32,
     affinity_timeout_secs: u32,
@@ -65,16 +69,6 @@ struct Record {
     /// The snapshot entry this was compiled from: unchanged while the `Arc` is the same.
     source: Arc<ServiceState>,
     wants: HashMap<Slot, Wanted>,
-}
-
-/// A backend set written to `BACKENDS` under `(id, revision, 0..len)`, shared by every
-/// frontend whose backends are equal.
-#[derive(Debug, Clone)]
-struct BackendSet {
-    revision: u32,
-    backends: Vec<LbBackend>,
-    /// Frontends in the maps pointing at it; deleted when it drops to zero.
-    refs: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -94,23 +88,17 @@ pub struct LbState {
     claims: HashMap<Slot, BTreeSet<ObjectKey>>,
     /// The frontends in the maps.
     programmed: HashMap<Slot, Programmed>,
-    sets: HashMap<u32, BackendSet>,
-    set_ids: HashMap<Vec<LbBackend>, u32>,
+    sets: BackendSets,
     /// Frontends whose last update failed.
     retry: BTreeSet<Slot>,
     /// `externalTrafficPolicy: Local` health checks of the compiled Services.
     health: BTreeMap<ObjectKey, HealthCheck>,
-    free_ids: Vec<u32>,
-    next_id: u32,
-    /// Bumped for every new set, so a recycled set id never matches a stale slot key.
-    revision: u32,
 }
 
 impl LbState {
     pub fn new(node: NodeContext) -> Self {
         Self {
             node,
-            next_id: 1,
             ..Self::default()
         }
     }
@@ -125,45 +113,19 @@ impl LbState {
         backends: Vec<(BackendSlotKey, Backend)>,
     ) -> (Self, Vec<BackendSlotKey>) {
         let mut state = Self::new(node);
-        let mut slots: HashMap<(u32, u32), HashMap<u32, Backend>> = HashMap::new();
-        for (key, value) in &backends {
+        let mut slots: HashMap<SetRef, HashMap<u32, Backend>> = HashMap::new();
+        for (key, value) in backends {
             slots
                 .entry((key.service_id, key.revision))
                 .or_default()
-                .insert(key.slot, *value);
+                .insert(key.slot, value);
         }
+        let mut pointed = Vec::new();
         for (scope, key, value) in frontends {
             let Some(addr) = frontend_addr(&key) else {
                 continue;
             };
-            let members = slots
-                .get(&(value.service_id, value.revision))
-                .filter(|s| (0..value.backend_count).all(|slot| s.contains_key(&slot)));
-            if let Some(members) = members
-                && !state.sets.contains_key(&value.service_id)
-            {
-                let backends: Vec<LbBackend> = (0..value.backend_count)
-                    .filter_map(|slot| {
-                        let b = members[&slot];
-                        Some(LbBackend {
-                            addr: b.socket_addr()?,
-                            node_local: b.flags & BACKEND_FLAG_REMOTE == 0,
-                        })
-                    })
-                    .collect();
-                state.set_ids.insert(backends.clone(), value.service_id);
-                let set = BackendSet {
-                    revision: value.revision,
-                    backends,
-                    refs: 0,
-                };
-                state.sets.insert(value.service_id, set);
-            }
-            if let Some(set) = state.sets.get_mut(&value.service_id)
-                && set.revision == value.revision
-            {
-                set.refs += 1;
-            }
+            pointed.push(((value.service_id, value.revision), value.backend_count));
             let protocol = if key.proto == IPPROTO_TCP {
                 Protocol::Tcp
             } else {
@@ -176,19 +138,11 @@ impl LbState {
                 value,
             };
             state.programmed.insert((scope, key), programmed);
+            // The first sync reconciles every adopted frontend, deleting the unwanted ones.
             state.retry.insert((scope, key));
-            state.next_id = state.next_id.max(value.service_id.saturating_add(1));
-            state.revision = state.revision.max(value.revision);
         }
-        let sets = &state.sets;
-        let garbage = backends
-            .into_iter()
-            .map(|(key, _)| key)
-            .filter(|key| {
-                sets.get(&key.service_id)
-                    .is_none_or(|s| s.revision != key.revision)
-            })
-            .collect();
+        let (sets, garbage) = BackendSets::adopt(&pointed, slots);
+        state.sets = sets;
         (state, garbage)
     }
 
@@ -218,7 +172,7 @@ impl LbState {
     }
 
     pub fn backend_slots(&self) -> usize {
-        self.sets.values().map(|s| s.backends.len()).sum()
+        self.sets.slots()
     }
 
     /// Brings the maps to `state` through `apply`, touching only the frontends of Services
@@ -327,16 +281,20 @@ impl LbState {
                 report.ops += 1;
                 self.programmed.remove(&slot);
                 self.note_stale(&current, &[], report);
-                self.release(current.value.service_id, apply, report)?;
+                self.sets.release(set_of(&current.value), apply, report)?;
             }
             return Ok(());
         };
-        let id = self.intern(&wanted.backends, apply, report)?;
-        let set = &self.sets[&id];
+        let pointed = current
+            .as_ref()
+            .map(|c| (c.value.service_id, c.value.revision));
+        let set = self
+            .sets
+            .intern(&wanted.set, &wanted.backends, pointed, apply, report)?;
         let value = Frontend {
-            service_id: id,
-            revision: set.revision,
-            backend_count: u32::try_from(set.backends.len()).unwrap_or(u32::MAX),
+            service_id: set.0,
+            revision: set.1,
+            backend_count: u32::try_from(self.sets.backends(set).len()).unwrap_or(u32::MAX),
             flags: wanted.flags,
             affinity_timeout_secs: wanted.affinity_timeout_secs,
         };
@@ -344,13 +302,11 @@ impl LbState {
             if let Some(c) = self.programmed.get_mut(&slot) {
                 c.owner = owner;
             }
-            return self.release_if_unused(id, apply, report);
+            return Ok(());
         }
         apply(&MapOp::PutFrontend(scope, key, value))?;
         report.ops += 1;
-        if let Some(set) = self.sets.get_mut(&id) {
-            set.refs += 1;
-        }
+        self.sets.retain(set);
         let programmed = Programmed {
             owner,
             addr: wanted.addr,
@@ -359,83 +315,8 @@ impl LbState {
         };
         if let Some(old) = self.programmed.insert(slot, programmed) {
             self.note_stale(&old, &wanted.backends, report);
-            self.release(old.value.service_id, apply, report)?;
+            self.sets.release(set_of(&old.value), apply, report)?;
         }
-        Ok(())
-    }
-
-    /// The set holding exactly `backends`, written now if there is none.
-    fn intern(
-        &mut self,
-        backends: &[LbBackend],
-        apply: &mut impl FnMut(&MapOp) -> Result<(), LbError>,
-        report: &mut SyncReport,
-    ) -> Result<u32, LbError> {
-        if let Some(id) = self.set_ids.get(backends) {
-            return Ok(*id);
-        }
-        let id = self.free_ids.pop().unwrap_or_else(|| {
-            self.next_id += 1;
-            self.next_id - 1
-        });
-        let revision = self.revision.wrapping_add(1);
-        for (slot, backend) in backends.iter().enumerate() {
-            let value = backend_value(backend);
-            let written = apply(&MapOp::PutBackend(slot_key(id, revision, slot), value));
-            if let Err(error) = written {
-                // Undo the slots written so far; the id goes back to the pool.
-                for undo in 0..slot {
-                    let _ = apply(&MapOp::DeleteBackend(slot_key(id, revision, undo)));
-                }
-                self.free_ids.push(id);
-                return Err(error);
-            }
-            report.ops += 1;
-        }
-        self.revision = revision;
-        self.sets.insert(
-            id,
-            BackendSet {
-                revision,
-                backends: backends.to_vec(),
-                refs: 0,
-            },
-        );
-        self.set_ids.insert(backends.to_vec(), id);
-        Ok(id)
-    }
-
-    /// One frontend stopped pointing at set `id`.
-    fn release(
-        &mut self,
-        id: u32,
-        apply: &mut impl FnMut(&MapOp) -> Result<(), LbError>,
-        report: &mut SyncReport,
-    ) -> Result<(), LbError> {
-        if let Some(set) = self.sets.get_mut(&id) {
-            set.refs = set.refs.saturating_sub(1);
-        }
-        self.release_if_unused(id, apply, report)
-    }
-
-    fn release_if_unused(
-        &mut self,
-        id: u32,
-        apply: &mut impl FnMut(&MapOp) -> Result<(), LbError>,
-        report: &mut SyncReport,
-    ) -> Result<(), LbError> {
-        let Some(set) = self.sets.get(&id).filter(|s| s.refs == 0) else {
-            return Ok(());
-        };
-        let (revision, len) = (set.revision, set.backends.len());
-        for slot in (0..len).rev() {
-            apply(&MapOp::DeleteBackend(slot_key(id, revision, slot)))?;
-            report.ops += 1;
-        }
-        if let Some(set) = self.sets.remove(&id) {
-            self.set_ids.remove(&set.backends);
-        }
-        self.free_ids.push(id);
         Ok(())
     }
 
@@ -444,10 +325,7 @@ impl LbState {
         if old.protocol != Protocol::Udp {
             return;
         }
-        let Some(set) = self.sets.get(&old.value.service_id) else {
-            return;
-        };
-        for b in &set.backends {
+        for b in self.sets.backends(set_of(&old.value)) {
             if !now.iter().any(|n| n.addr == b.addr) {
                 report.stale_udp_backends.insert(b.addr);
             }
@@ -483,9 +361,17 @@ fn wants(lb: &LbService) -> HashMap<Slot, Wanted> {
         .map(|f| {
             let slot = (f.scope, FrontendKey::new(f.addr, proto(f.protocol)));
             let preserve = f.scope == Scope::Packet && lb.preserve_client_ip;
+            let family = AddressFamily::of(&f.addr.ip());
             let wanted = Wanted {
                 addr: f.addr,
                 protocol: f.protocol,
+                set: (
+                    lb.key.clone(),
+                    f.port_name.clone(),
+                    f.protocol,
+                    family,
+                    f.view,
+                ),
                 backends: f.backends.clone(),
                 flags: flags
                     | if preserve {
@@ -505,13 +391,8 @@ fn frontend_addr(key: &FrontendKey) -> Option<SocketAddr> {
     Some(SocketAddr::new(ip, u16::from_be(key.port)))
 }
 
-fn backend_value(backend: &LbBackend) -> Backend {
-    let flags = if backend.node_local {
-        0
-    } else {
-        BACKEND_FLAG_REMOTE
-    };
-    Backend::new(backend.addr).with_flags(flags)
+fn set_of(frontend: &Frontend) -> SetRef {
+    (frontend.service_id, frontend.revision)
 }
 
 fn slot_key(service_id: u32, revision: u32, slot: usize) -> BackendSlotKey {

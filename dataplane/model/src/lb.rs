@@ -53,6 +53,17 @@ pub enum FrontendKind {
     LoadBalancerIp,
 }
 
+/// Which of a Service port's endpoint sets a frontend uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum BackendView {
+    /// ClusterIPs: `internalTrafficPolicy` applies.
+    Internal,
+    /// External addresses dialled from the node itself: every eligible endpoint.
+    FromNode,
+    /// External addresses reached from outside: `externalTrafficPolicy` applies.
+    External,
+}
+
 /// One eligible endpoint behind a frontend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct LbBackend {
@@ -72,6 +83,8 @@ pub struct LbFrontend {
     pub backends: Vec<LbBackend>,
     /// The Service port's name, for logs and metrics.
     pub port_name: String,
+    /// Frontends of one Service port, family and view always have the same backends.
+    pub view: BackendView,
 }
 
 /// `externalTrafficPolicy: Local` health check: what the daemon answers on the port.
@@ -130,7 +143,12 @@ pub fn compile_service(state: &ServiceState, node: &NodeContext) -> Option<LbSer
             // kube-proxy's short-circuit of pod traffic to external IPs.
             let from_node = view(false);
             let external = view(external_local);
-            let mut push = |ip: IpAddr, port_no: u16, scope, kind, backends: &Vec<LbBackend>| {
+            let mut push = |ip: IpAddr, port_no: u16, scope, kind, view| {
+                let backends = match view {
+                    BackendView::Internal => &internal,
+                    BackendView::FromNode => &from_node,
+                    BackendView::External => &external,
+                };
                 frontends.push(LbFrontend {
                     addr: SocketAddr::new(ip, port_no),
                     protocol: port.protocol,
@@ -138,6 +156,7 @@ pub fn compile_service(state: &ServiceState, node: &NodeContext) -> Option<LbSer
                     kind,
                     backends: backends.clone(),
                     port_name: port.name.clone(),
+                    view,
                 });
             };
             let same_family = |ip: &&IpAddr| AddressFamily::of(ip) == family;
@@ -147,7 +166,7 @@ pub fn compile_service(state: &ServiceState, node: &NodeContext) -> Option<LbSer
                     port.port,
                     Scope::Socket,
                     FrontendKind::ClusterIp,
-                    &internal,
+                    BackendView::Internal,
                 );
             }
             if let Some(node_port) = port.node_port {
@@ -157,14 +176,14 @@ pub fn compile_service(state: &ServiceState, node: &NodeContext) -> Option<LbSer
                         node_port,
                         Scope::Socket,
                         FrontendKind::NodePort,
-                        &from_node,
+                        BackendView::FromNode,
                     );
                     push(
                         *ip,
                         node_port,
                         Scope::Packet,
                         FrontendKind::NodePort,
-                        &external,
+                        BackendView::External,
                     );
                 }
                 let loopback = match family {
@@ -176,7 +195,7 @@ pub fn compile_service(state: &ServiceState, node: &NodeContext) -> Option<LbSer
                     node_port,
                     Scope::Socket,
                     FrontendKind::NodePort,
-                    &from_node,
+                    BackendView::FromNode,
                 );
             }
             let externals = svc
@@ -189,8 +208,8 @@ pub fn compile_service(state: &ServiceState, node: &NodeContext) -> Option<LbSer
                         .map(|ip| (ip, FrontendKind::LoadBalancerIp)),
                 );
             for (ip, kind) in externals.filter(|(ip, _)| AddressFamily::of(ip) == family) {
-                push(*ip, port.port, Scope::Socket, kind, &from_node);
-                push(*ip, port.port, Scope::Packet, kind, &external);
+                push(*ip, port.port, Scope::Socket, kind, BackendView::FromNode);
+                push(*ip, port.port, Scope::Packet, kind, BackendView::External);
             }
         }
     }

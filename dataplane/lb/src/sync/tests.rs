@@ -329,3 +329,32 @@ fn a_restart_adopts_the_maps_and_changes_nothing_that_is_still_wanted() {
     let again = adopted.sync(cluster.state(), &node(), |_| panic!("no op expected"));
     assert_eq!(again.ops, 0);
 }
+
+#[test]
+fn a_backend_that_stays_keeps_its_set_id_and_slot_for_affinity() {
+    let mut cluster = Cluster::new();
+    cluster.apply(service("web", 10));
+    cluster.apply(slice("web", "web-1", &[1, 2, 3]));
+    let (mut lb, mut maps) = (LbState::new(node()), Maps::default());
+    sync(&mut lb, &mut maps, &cluster);
+    let placement = |maps: &Maps, ip: &str| -> (u32, u32) {
+        let frontend = maps.frontends[&key("10.96.0.10:80")];
+        let target: SocketAddr = ip.parse().unwrap();
+        let slot = (0..frontend.backend_count)
+            .find(|slot| {
+                let k = BackendSlotKey {
+                    service_id: frontend.service_id,
+                    revision: frontend.revision,
+                    slot: *slot,
+                };
+                maps.backends[&k].socket_addr() == Some(target)
+            })
+            .expect("backend in the set");
+        (frontend.service_id, slot)
+    };
+    let before = placement(&maps, "10.0.0.3:8080");
+    cluster.apply(slice("web", "web-1", &[1, 3, 4]));
+    sync(&mut lb, &mut maps, &cluster);
+    assert_eq!(placement(&maps, "10.0.0.3:8080"), before);
+    assert_eq!(maps.reachable(), reachable_from_scratch(&cluster));
+}
