@@ -560,3 +560,46 @@ fn health_check_node_port_reports_local_endpoints() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn a_full_map_is_a_clear_error_and_keeps_what_is_programmed() {
+    if !require_root("lb full map") {
+        return;
+    }
+    let mut lab = Lab::new("full", 1);
+    let eps: Vec<_> = lab.backends.iter().map(ready).collect();
+    let two = [
+        service("a", "10.96.0.10", 80, "TCP", TCP_PORT, ""),
+        slice("a", "IPv4", "TCP", TCP_PORT, &eps),
+        service("b", "10.96.0.11", 80, "TCP", TCP_PORT, ""),
+        slice("b", "IPv4", "TCP", TCP_PORT, &eps),
+    ]
+    .concat();
+    lab.write("svc.yaml", &two);
+    lab.start(&["--lb-max-frontends", "2"]);
+    lab.write(
+        "more.yaml",
+        &service("c", "10.96.0.12", 80, "TCP", TCP_PORT, ""),
+    );
+    let started = Instant::now();
+    while lab.ferry().metric("ferry_lb_sync_errors_total").unwrap() < 1.0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{}",
+            lab.ferry().log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let log = lab.ferry().log();
+    assert!(
+        log.contains("service=demo/c") && log.contains("10.96.0.12:80"),
+        "the error names the Service and the frontend:\n{log}"
+    );
+    assert_eq!(lab.ferry().metric("ferry_lb_frontends").unwrap(), 2.0);
+    for vip in ["10.96.0.10:80", "10.96.0.11:80"] {
+        assert!(
+            lab.probe("tcp", vip).starts_with("b0 "),
+            "{vip} still served"
+        );
+    }
+}

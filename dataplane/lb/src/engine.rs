@@ -7,7 +7,7 @@ use crate::common::{
 };
 use crate::metrics::LbMetrics;
 use crate::pin::PinLayout;
-use crate::sync::{LbState, MapOp, SyncReport};
+use crate::sync::{LbState, MapOp, SyncReport, error_chain};
 use crate::{AyaMaps, EBPF_OBJECT, LbError, MapWriter, load_all_programs, tc};
 use aya::maps::{HashMap as BpfHashMap, PerCpuArray};
 use aya::programs::links::FdLink;
@@ -275,16 +275,4 @@ fn pin_replacing(link: FdLink, pin: &Path) -> Result<(), LbError> {
     })?;
     drop(pinned);
     Ok(())
-}
-
-/// An error and its sources, `: `-separated (aya's pin errors keep the errno in the source).
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -210,8 +210,15 @@ impl LbState {
         }
         for slot in dirty {
             if let Err(error) = self.reconcile(slot, &mut apply, &mut report) {
-                tracing::error!(frontend = ?slot, %error, "lb: programming a frontend failed; will retry");
                 let addr = self.claimed_addr(&slot);
+                let service = self.claims.get(&slot).and_then(|c| c.first());
+                tracing::error!(
+                    service = %service.map(ToString::to_string).unwrap_or_default(),
+                    frontend = %addr,
+                    scope = ?slot.0,
+                    error = %error_chain(&error),
+                    "lb: programming a frontend failed; keeping the old entry, will retry"
+                );
                 report.failed.push((addr, error));
                 self.retry.insert(slot);
             }
@@ -389,6 +396,18 @@ fn wants(lb: &LbService) -> HashMap<Slot, Wanted> {
 fn frontend_addr(key: &FrontendKey) -> Option<SocketAddr> {
     let ip = addr::ip_from_words(key.family, key.addr)?;
     Some(SocketAddr::new(ip, u16::from_be(key.port)))
+}
+
+/// An error and its sources (aya keeps the errno, e.g. "map full", in the source).
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 fn set_of(frontend: &Frontend) -> SetRef {
