@@ -1,10 +1,16 @@
 //! Harness for the end-to-end suites: start the real `ferry` binary, talk to its admin server,
 //! send it signals, and read its log.
 //!
-//! Tests that need root or an external tool call [`require_root`] / [`require_tool`]: under
-//! `CI=true` a missing requirement fails the test; elsewhere it is skipped loudly.
+//! Tests that need root, an external tool or the BPF object call [`require_root`] /
+//! [`require_tool`] / [`privileged::require_bpf`]: under `CI=true` a missing requirement fails
+//! the test; elsewhere it is skipped loudly. The network namespaces, cgroups, bpffs mounts and
+//! test networks the suites (here and in `ferry-lb`) build live in [`netns`] and [`topology`].
 
 pub mod netns;
+pub mod privileged;
+pub mod topology;
+
+pub use privileged::{in_ci, require_root, require_tool};
 
 use anyhow::{Context, bail};
 use std::fs::File;
@@ -18,13 +24,7 @@ pub fn ferry_binary() -> PathBuf {
     if let Some(path) = std::env::var_os("FERRY_BIN") {
         return PathBuf::from(path);
     }
-    let exe = std::env::current_exe().expect("current_exe");
-    // target/<profile>/deps/<test> -> target/<profile>/ferry
-    let path = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|dir| dir.join("ferry"))
-        .expect("test executable has no target directory");
+    let path = built_ferry().expect("test executable has no target directory");
     assert!(
         path.is_file(),
         "{} not found: build it first (`cargo build -p ferry`; `cargo xtask test` does)",
@@ -33,36 +33,10 @@ pub fn ferry_binary() -> PathBuf {
     path
 }
 
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
-/// True when running as root. Without root: fails under CI, else prints why and returns false.
-pub fn require_root(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    assert!(!in_ci(), "{test}: needs root, and CI=true forbids skipping");
-    eprintln!("SKIPPED {test}: needs root");
-    false
-}
-
-/// True when `tool` is on PATH. Without it: fails under CI, else prints why and returns false.
-pub fn require_tool(test: &str, tool: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if found {
-        return true;
-    }
-    assert!(
-        !in_ci(),
-        "{test}: needs {tool}, and CI=true forbids skipping"
-    );
-    eprintln!("SKIPPED {test}: needs {tool} (cargo xtask setup installs it)");
-    false
+/// `target/<profile>/ferry` for a test executable in `target/<profile>/deps/`.
+fn built_ferry() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    Some(exe.parent()?.parent()?.join("ferry"))
 }
 
 /// A free TCP port on loopback (bound then released).
@@ -216,6 +190,46 @@ impl Drop for Ferry {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A `--lb-pin-path` for `ferry run` on a bpffs of the test's own. On drop, `ferry cleanup`
+/// removes the pinned links and maps (detaching the programs), then the bpffs is unmounted,
+/// also when the test fails.
+#[derive(Debug)]
+pub struct LbPins {
+    path: PathBuf,
+    /// Unmounted once `drop` has run the cleanup.
+    _bpffs: netns::Bpffs,
+}
+
+impl LbPins {
+    pub fn mount() -> anyhow::Result<Self> {
+        let bpffs = netns::Bpffs::mount()?;
+        Ok(Self {
+            path: bpffs.path().join("ferry"),
+            _bpffs: bpffs,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for LbPins {
+    fn drop(&mut self) {
+        // Not `ferry_binary()`: a panic while a failed test unwinds would abort the run.
+        let Some(ferry) = std::env::var_os("FERRY_BIN")
+            .map(PathBuf::from)
+            .or_else(built_ferry)
+        else {
+            return;
+        };
+        let _ = Command::new(ferry)
+            .args(["cleanup", "--lb-pin-path"])
+            .arg(&self.path)
+            .output();
     }
 }
 

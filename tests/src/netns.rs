@@ -1,6 +1,7 @@
 //! A network namespace (only `lo`, up) and a child cgroup under a private cgroup2 mount, both
-//! created for one test and removed on drop, also when the test panics; and backend hosts in
-//! namespaces of their own, linked to it by veth pairs.
+//! created for one test and removed on drop, also when the test panics; backend hosts in
+//! namespaces of their own, linked to it by veth pairs; a private bpffs; and [`Servers`] that
+//! tell each client which address they saw it come from.
 //!
 //! Nothing is attached to the root cgroup or to a real interface: socket-LB programs go on
 //! [`Sandbox::cgroup_dir`], and traffic stays on the namespace's loopback (a translation that
@@ -12,6 +13,11 @@ use std::{
     io::ErrorKind,
     path::{Path, PathBuf},
     process::Command,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread::JoinHandle,
     time::Duration,
 };
 
@@ -284,6 +290,71 @@ fn serve(netns: &str, name: &str, addr: IpAddr) -> anyhow::Result<()> {
         }
     });
     Ok(())
+}
+
+/// TCP and UDP servers that answer every connection or datagram with `<name> <client ip>`
+/// (the source address they saw), for tests that check whether a client was masqueraded.
+/// Stopped and joined on drop.
+#[derive(Debug, Default)]
+pub struct Servers {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Servers {
+    /// Binds a TCP and a UDP server to `addr` in network namespace `netns` and starts both.
+    pub fn serve(&mut self, netns: &str, addr: SocketAddr, name: &str) -> anyhow::Result<()> {
+        let (tcp, udp) = in_netns(netns, || -> anyhow::Result<_> {
+            Ok((TcpListener::bind(addr)?, UdpSocket::bind(addr)?))
+        })?
+        .with_context(|| format!("binding {addr} in {netns}"))?;
+        self.tcp(tcp, name);
+        self.udp(udp, name);
+        Ok(())
+    }
+
+    /// Serves TCP on `listener`: writes the line, then closes the connection.
+    fn tcp(&mut self, listener: TcpListener, name: &str) {
+        listener.set_nonblocking(true).expect("nonblocking");
+        let (stop, name) = (Arc::clone(&self.stop), name.to_owned());
+        self.threads.push(std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((mut stream, peer)) => {
+                        let _ = stream.set_nonblocking(false);
+                        let _ = write!(stream, "{name} {}", peer.ip());
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        }));
+    }
+
+    /// Serves UDP on `socket`: answers each datagram.
+    fn udp(&mut self, socket: UdpSocket, name: &str) {
+        socket
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .expect("read timeout");
+        let (stop, name) = (Arc::clone(&self.stop), name.to_owned());
+        self.threads.push(std::thread::spawn(move || {
+            let mut buf = [0; 64];
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok((_, from)) = socket.recv_from(&mut buf) {
+                    let ip: IpAddr = from.ip();
+                    let _ = socket.send_to(format!("{name} {ip}").as_bytes(), from);
+                }
+            }
+        }));
+    }
+}
+
+impl Drop for Servers {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl Drop for Sandbox {

@@ -69,6 +69,10 @@ pub struct RunArgs {
     /// bpffs directory where BPF links and maps are pinned (default /sys/fs/bpf/ferry).
     #[arg(long, value_name = "PATH")]
     pub lb_pin_path: Option<PathBuf>,
+    /// How NodePort/external flows pick a backend: `random` (default) or `maglev`
+    /// (consistent hashing: every node picks the same backend for a flow).
+    #[arg(long, value_name = "ALGORITHM")]
+    pub lb_algorithm: Option<String>,
     /// Capacity of the frontend maps (default 65536).
     #[arg(long, value_name = "N")]
     pub lb_max_frontends: Option<String>,

@@ -38,6 +38,7 @@ struct LbSection {
     max_frontends: Option<u32>,
     max_backends: Option<u32>,
     cleanup: Option<bool>,
+    algorithm: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -313,6 +314,16 @@ fn lb_settings(
         "--lb-max-backends",
         ferry_lb::LbConfig::DEFAULT_MAX_BACKENDS,
     )?;
+    let algorithm = match args.lb_algorithm.as_deref().or(file.algorithm.as_deref()) {
+        None | Some("random") => ferry_lb::Algorithm::Random,
+        Some("maglev") => ferry_lb::Algorithm::Maglev,
+        Some(other) => {
+            return Err(invalid(
+                "--lb-algorithm",
+                format!("{other:?} is not random or maglev"),
+            ));
+        }
+    };
     let pin_root = args
         .lb_pin_path
         .clone()
@@ -325,6 +336,7 @@ fn lb_settings(
             nodeport_interfaces,
             max_frontends,
             max_backends,
+            algorithm,
         },
         cleanup_on_exit: args.lb_cleanup || file.cleanup.unwrap_or(false),
     })

@@ -3,11 +3,12 @@
 //! snapshot.
 
 use crate::common::{
-    Backend, BackendSlotKey, Frontend, FrontendKey, IPPROTO_UDP, NodeAddrs, maps, programs,
+    Backend, BackendSlotKey, Frontend, FrontendKey, IPPROTO_UDP, MaglevKey, MaglevTable, NodeAddrs,
+    maps, programs,
 };
 use crate::metrics::LbMetrics;
 use crate::pin::PinLayout;
-use crate::sync::{LbState, MapOp, SyncReport, error_chain};
+use crate::sync::{Algorithm, LbState, MapOp, SyncReport, error_chain};
 use crate::{AyaMaps, EBPF_OBJECT, LbError, MapWriter, load_all_programs, tc};
 use aya::maps::{HashMap as BpfHashMap, PerCpuArray};
 use aya::programs::links::FdLink;
@@ -32,6 +33,8 @@ pub struct LbConfig {
     pub max_frontends: u32,
     /// Capacity of `BACKENDS`.
     pub max_backends: u32,
+    /// How the tc path picks backends for new flows.
+    pub algorithm: Algorithm,
 }
 
 impl LbConfig {
@@ -78,7 +81,8 @@ impl LbEngine {
             .map_err(|e| LbError::Object(Box::new(e)))?;
         load_all_programs(&mut ebpf)?;
 
-        let (state, garbage) = adopt(&ebpf, node.clone())?;
+        let (state, garbage, stale_tables) = adopt(&ebpf, node.clone())?;
+        let state = state.with_algorithm(config.algorithm);
         let mut maps = AyaMaps::take(&mut ebpf)?;
         let stats = ebpf
             .take_map(maps::STATS)
@@ -88,6 +92,9 @@ impl LbEngine {
         metrics.attach_stats(stats);
         for slot in &garbage {
             maps.delete_backend(slot)?;
+        }
+        for table in &stale_tables {
+            maps.delete_maglev(table)?;
         }
         maps.put_node_addrs(&node_addrs(&node.ips))?;
 
@@ -158,6 +165,10 @@ impl LbEngine {
             }
         }
         metrics.observe_sync(started.elapsed(), &report, &self.state, &self.capacity);
+        // Connected UDP sockets were pointed at those backends by the socket LB at connect():
+        // abort them in every namespace, so their owners reconnect to a current backend.
+        let destroyed = crate::destroy_translated_udp(&self.ebpf, &report.stale_udp_backends);
+        metrics.observe_udp_sockets_destroyed(destroyed);
         report
     }
 
@@ -180,6 +191,8 @@ fn apply(maps: &mut AyaMaps, op: &MapOp) -> Result<(), LbError> {
         MapOp::DeleteFrontend(Scope::Socket, k) => maps.delete_frontend(k),
         MapOp::PutFrontend(Scope::Packet, k, v) => maps.put_ext_frontend(k, v),
         MapOp::DeleteFrontend(Scope::Packet, k) => maps.delete_ext_frontend(k),
+        MapOp::PutMaglev(k, v) => maps.put_maglev(k, v),
+        MapOp::DeleteMaglev(k) => maps.delete_maglev(k),
     }
 }
 
@@ -197,7 +210,7 @@ fn node_addrs(ips: &[IpAddr]) -> NodeAddrs {
 }
 
 /// Rebuilds the engine's record from the (pinned) maps, so the first sync is a diff.
-fn adopt(ebpf: &Ebpf, node: NodeContext) -> Result<(LbState, Vec<BackendSlotKey>), LbError> {
+fn adopt(ebpf: &Ebpf, node: NodeContext) -> Result<Adopted, LbError> {
     let mut frontends: Vec<(Scope, FrontendKey, Frontend)> = Vec::new();
     for (scope, name) in [
         (Scope::Socket, maps::FRONTENDS),
@@ -208,7 +221,20 @@ fn adopt(ebpf: &Ebpf, node: NodeContext) -> Result<(LbState, Vec<BackendSlotKey>
         }
     }
     let backends = read_map::<BackendSlotKey, Backend>(ebpf, maps::BACKENDS)?;
-    Ok(LbState::adopt(node, frontends, backends))
+    let tables = read_keys::<MaglevKey, MaglevTable>(ebpf, maps::MAGLEV)?;
+    Ok(LbState::adopt(node, frontends, backends, &tables))
+}
+
+/// The record, and the backend slots and Maglev tables no adopted frontend uses.
+type Adopted = (LbState, Vec<BackendSlotKey>, Vec<MaglevKey>);
+
+fn read_keys<K: aya::Pod, V: aya::Pod>(ebpf: &Ebpf, name: &'static str) -> Result<Vec<K>, LbError> {
+    let map = ebpf.map(name).ok_or(LbError::MapMissing { map: name })?;
+    let map = BpfHashMap::<_, K, V>::try_from(map)
+        .map_err(|e| crate::map_writer::map_error(name, "open", e))?;
+    map.keys()
+        .collect::<Result<_, _>>()
+        .map_err(|e| crate::map_writer::map_error(name, "read", e))
 }
 
 fn read_map<K: aya::Pod, V: aya::Pod>(

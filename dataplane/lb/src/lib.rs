@@ -7,6 +7,8 @@
 //!   interface; [`Counters`]: the BPF counters.
 //! * [`MapWriter`]: the narrow seam through which the sync logic programs frontends and
 //!   backends; [`AyaMaps`] writes the kernel maps, [`FakeMaps`] records in memory for tests.
+//! * [`destroy_translated_udp`]: aborts connected UDP sockets, in every network namespace,
+//!   whose backend left its Service.
 //!
 //! The map layouts and the map/program names are shared with the BPF side through
 //! [`ferry_ebpf_common`], re-exported here as [`common`].
@@ -15,9 +17,11 @@ mod conntrack;
 mod engine;
 mod error;
 mod load;
+mod maglev;
 mod map_writer;
 mod metrics;
 mod pin;
+mod sockets;
 mod stats;
 mod sync;
 mod tc;
@@ -30,8 +34,12 @@ pub use load::{attach_cgroup, load, load_all_programs, load_object};
 pub use map_writer::{AyaMaps, FakeMaps, MapWriter};
 pub use metrics::LbMetrics;
 pub use pin::DEFAULT_PIN_ROOT;
+pub use sockets::{
+    ConnectedUdp, Netns, NetnsSources, destroy_connected_udp, destroy_in_namespaces,
+    destroy_translated_udp,
+};
 pub use stats::Counters;
-pub use sync::{LbState, MapOp, SyncReport};
+pub use sync::{Algorithm, LbState, MapOp, SyncReport};
 pub use tc::{NodePortLinks, attach_nodeport, detach_nodeport, take_nodeport_links};
 
 /// The BPF object (`ferry-ebpf`'s `ferry-bpf` binary for `bpfel-unknown-none`).

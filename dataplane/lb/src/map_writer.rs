@@ -10,8 +10,8 @@ use aya::{
 use crate::{
     LbError,
     common::{
-        Backend, BackendSlotKey, Frontend, FrontendKey, NodeAddrs,
-        maps::{BACKENDS, EXT_FRONTENDS, FRONTENDS, NODE_ADDRS},
+        Backend, BackendSlotKey, Frontend, FrontendKey, MaglevKey, MaglevTable, NodeAddrs,
+        maps::{BACKENDS, EXT_FRONTENDS, FRONTENDS, MAGLEV, NODE_ADDRS},
     },
 };
 
@@ -36,6 +36,10 @@ pub trait MapWriter {
     fn delete_backend(&mut self, key: &BackendSlotKey) -> Result<(), LbError>;
     /// Sets the node's own addresses (`NODE_ADDRS`), the source of masqueraded tc flows.
     fn put_node_addrs(&mut self, value: &NodeAddrs) -> Result<(), LbError>;
+    /// Inserts or replaces the Maglev table of a backend set revision (`MAGLEV`).
+    fn put_maglev(&mut self, key: &MaglevKey, value: &MaglevTable) -> Result<(), LbError>;
+    /// Removes a Maglev table; removing an absent key is not an error.
+    fn delete_maglev(&mut self, key: &MaglevKey) -> Result<(), LbError>;
 }
 
 /// [`MapWriter`] over the kernel maps of a loaded object.
@@ -44,6 +48,7 @@ pub struct AyaMaps {
     ext_frontends: HashMap<MapData, FrontendKey, Frontend>,
     backends: HashMap<MapData, BackendSlotKey, Backend>,
     node_addrs: Array<MapData, NodeAddrs>,
+    maglev: HashMap<MapData, MaglevKey, MaglevTable>,
 }
 
 impl AyaMaps {
@@ -57,6 +62,7 @@ impl AyaMaps {
             frontends: take_hash_map(ebpf, FRONTENDS)?,
             ext_frontends: take_hash_map(ebpf, EXT_FRONTENDS)?,
             backends: take_hash_map(ebpf, BACKENDS)?,
+            maglev: take_hash_map(ebpf, MAGLEV)?,
             node_addrs: Array::try_from(node_addrs)
                 .map_err(|e| map_error(NODE_ADDRS, "open", e))?,
         })
@@ -136,6 +142,16 @@ impl MapWriter for AyaMaps {
             .set(0, value, 0)
             .map_err(|e| map_error(NODE_ADDRS, "insert", e))
     }
+
+    fn put_maglev(&mut self, key: &MaglevKey, value: &MaglevTable) -> Result<(), LbError> {
+        self.maglev
+            .insert(key, value, 0)
+            .map_err(|e| map_error(MAGLEV, "insert", e))
+    }
+
+    fn delete_maglev(&mut self, key: &MaglevKey) -> Result<(), LbError> {
+        absent_is_ok(self.maglev.remove(key)).map_err(|e| map_error(MAGLEV, "remove", e))
+    }
 }
 
 /// In-memory [`MapWriter`] for tests of the sync logic: the maps are plain fields to assert on.
@@ -149,6 +165,8 @@ pub struct FakeMaps {
     pub backends: BTreeMap<BackendSlotKey, Backend>,
     /// Contents of `NODE_ADDRS` (all zero until set, like the kernel array).
     pub node_addrs: NodeAddrs,
+    /// Contents of `MAGLEV`.
+    pub maglev: BTreeMap<MaglevKey, Box<MaglevTable>>,
 }
 
 impl MapWriter for FakeMaps {
@@ -184,6 +202,16 @@ impl MapWriter for FakeMaps {
 
     fn put_node_addrs(&mut self, value: &NodeAddrs) -> Result<(), LbError> {
         self.node_addrs = *value;
+        Ok(())
+    }
+
+    fn put_maglev(&mut self, key: &MaglevKey, value: &MaglevTable) -> Result<(), LbError> {
+        self.maglev.insert(*key, Box::new(*value));
+        Ok(())
+    }
+
+    fn delete_maglev(&mut self, key: &MaglevKey) -> Result<(), LbError> {
+        self.maglev.remove(key);
         Ok(())
     }
 }

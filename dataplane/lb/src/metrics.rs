@@ -39,6 +39,7 @@ pub struct LbMetrics {
     sync_errors: Counter,
     map_operations: Counter,
     conflicts: Gauge,
+    udp_sockets_destroyed: Counter,
     /// The BPF `STATS` map, read at every scrape once the engine has loaded it.
     stats: Arc<OnceLock<StatsMap>>,
 }
@@ -57,6 +58,7 @@ impl LbMetrics {
             sync_errors: Counter::default(),
             map_operations: Counter::default(),
             conflicts: Gauge::default(),
+            udp_sockets_destroyed: Counter::default(),
             stats: Arc::default(),
         };
         registry.register(
@@ -104,6 +106,11 @@ impl LbMetrics {
             "Frontends claimed by more than one Service",
             metrics.conflicts.clone(),
         );
+        registry.register(
+            "udp_sockets_destroyed",
+            "Connected UDP sockets destroyed because their backend left the Service",
+            metrics.udp_sockets_destroyed.clone(),
+        );
         registry.register_collector(Box::new(DatapathCollector {
             stats: metrics.stats.clone(),
         }));
@@ -140,6 +147,11 @@ impl LbMetrics {
                 .get_or_create(&MapLabel { map })
                 .set(i64::from(*size));
         }
+    }
+
+    /// Counts connected UDP sockets destroyed after their backend left.
+    pub fn observe_udp_sockets_destroyed(&self, destroyed: usize) {
+        self.udp_sockets_destroyed.inc_by(destroyed as u64);
     }
 
     /// Hands over the loaded `STATS` map; `ferry_lb_datapath_total` reads it at each scrape.

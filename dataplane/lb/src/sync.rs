@@ -12,8 +12,9 @@ mod sets;
 
 use crate::LbError;
 use crate::common::{
-    Backend, BackendSlotKey, FRONTEND_FLAG_AFFINITY, FRONTEND_FLAG_PRESERVE_CLIENT, Frontend,
-    FrontendKey, IPPROTO_TCP, IPPROTO_UDP, addr,
+    Backend, BackendSlotKey, FRONTEND_FLAG_AFFINITY, FRONTEND_FLAG_MAGLEV,
+    FRONTEND_FLAG_PRESERVE_CLIENT, Frontend, FrontendKey, IPPROTO_TCP, IPPROTO_UDP, MaglevKey,
+    MaglevTable, addr,
 };
 use ferry_model::lb::{HealthCheck, LbBackend, LbService, NodeContext, Scope, compile_service};
 use ferry_model::{AddressFamily, DesiredState, ObjectKey, Protocol, ServiceState};
@@ -25,12 +26,25 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// One map update.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MapOp {
     PutBackend(BackendSlotKey, Backend),
     PutFrontend(Scope, FrontendKey, Frontend),
     DeleteFrontend(Scope, FrontendKey),
     DeleteBackend(BackendSlotKey),
+    PutMaglev(MaglevKey, Box<MaglevTable>),
+    DeleteMaglev(MaglevKey),
+}
+
+/// How the tc path picks a backend for a new flow to a packet-scope frontend.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Algorithm {
+    /// Uniformly at random (kube-proxy's behaviour).
+    #[default]
+    Random,
+    /// By the flow's 5-tuple in a Maglev table: every node picks the same backend for a flow,
+    /// and a backend change moves about 1/N of the flows.
+    Maglev,
 }
 
 /// What one [`LbState::sync`] did.
@@ -60,6 +74,7 @@ struct Wanted {
     protocol: Protocol,
     set: SetKey,
     backends: Vec<LbBackend>,
+    maglev: bool,
     flags: u32,
     affinity_timeout_secs: u32,
 }
@@ -83,6 +98,7 @@ struct Programmed {
 #[derive(Debug, Default)]
 pub struct LbState {
     node: NodeContext,
+    algorithm: Algorithm,
     services: HashMap<ObjectKey, Record>,
     /// Every Service compiling a frontend, whether or not it won it.
     claims: HashMap<Slot, BTreeSet<ObjectKey>>,
@@ -103,6 +119,13 @@ impl LbState {
         }
     }
 
+    /// Sets the tc path's backend choice (random unless set).
+    #[must_use]
+    pub fn with_algorithm(mut self, algorithm: Algorithm) -> Self {
+        self.algorithm = algorithm;
+        self
+    }
+
     /// Rebuilds the record of what the maps hold from their contents (a restarted daemon over
     /// pinned maps). Every adopted frontend is reconciled by the first sync, so nothing is
     /// flushed: entries that are still wanted stay as they are. Returns the backend slots no
@@ -111,7 +134,8 @@ impl LbState {
         node: NodeContext,
         frontends: Vec<(Scope, FrontendKey, Frontend)>,
         backends: Vec<(BackendSlotKey, Backend)>,
-    ) -> (Self, Vec<BackendSlotKey>) {
+        tables: &[MaglevKey],
+    ) -> (Self, Vec<BackendSlotKey>, Vec<MaglevKey>) {
         let mut state = Self::new(node);
         let mut slots: HashMap<SetRef, HashMap<u32, Backend>> = HashMap::new();
         for (key, value) in backends {
@@ -141,9 +165,9 @@ impl LbState {
             // The first sync reconciles every adopted frontend, deleting the unwanted ones.
             state.retry.insert((scope, key));
         }
-        let (sets, garbage) = BackendSets::adopt(&pointed, slots);
+        let (sets, garbage, stale_tables) = BackendSets::adopt(&pointed, slots, tables);
         state.sets = sets;
-        (state, garbage)
+        (state, garbage, stale_tables)
     }
 
     /// Services owning at least one programmed frontend.
@@ -241,7 +265,10 @@ impl LbState {
         dirty: &mut BTreeSet<Slot>,
     ) {
         let compiled = entry.and_then(|e| compile_service(e, &self.node));
-        let wants = compiled.as_ref().map(wants).unwrap_or_default();
+        let wants = compiled
+            .as_ref()
+            .map(|lb| wants(lb, self.algorithm))
+            .unwrap_or_default();
         match compiled.as_ref().and_then(|lb| lb.health_check) {
             Some(check) => self.health.insert(key.clone(), check),
             None => self.health.remove(key),
@@ -295,9 +322,14 @@ impl LbState {
         let pointed = current
             .as_ref()
             .map(|c| (c.value.service_id, c.value.revision));
-        let set = self
-            .sets
-            .intern(&wanted.set, &wanted.backends, pointed, apply, report)?;
+        let set = self.sets.intern(
+            &wanted.set,
+            &wanted.backends,
+            wanted.maglev,
+            pointed,
+            apply,
+            report,
+        )?;
         let value = Frontend {
             service_id: set.0,
             revision: set.1,
@@ -355,7 +387,7 @@ impl LbState {
 }
 
 /// A compiled Service's frontends, keyed by map slot.
-fn wants(lb: &LbService) -> HashMap<Slot, Wanted> {
+fn wants(lb: &LbService, algorithm: Algorithm) -> HashMap<Slot, Wanted> {
     let (flags, affinity_timeout_secs) = match lb.affinity {
         Some(t) => (
             FRONTEND_FLAG_AFFINITY,
@@ -368,6 +400,7 @@ fn wants(lb: &LbService) -> HashMap<Slot, Wanted> {
         .map(|f| {
             let slot = (f.scope, FrontendKey::new(f.addr, proto(f.protocol)));
             let preserve = f.scope == Scope::Packet && lb.preserve_client_ip;
+            let maglev = f.scope == Scope::Packet && algorithm == Algorithm::Maglev;
             let family = AddressFamily::of(&f.addr.ip());
             let wanted = Wanted {
                 addr: f.addr,
@@ -385,7 +418,9 @@ fn wants(lb: &LbService) -> HashMap<Slot, Wanted> {
                         FRONTEND_FLAG_PRESERVE_CLIENT
                     } else {
                         0
-                    },
+                    }
+                    | if maglev { FRONTEND_FLAG_MAGLEV } else { 0 },
+                maglev,
                 affinity_timeout_secs,
             };
             (slot, wanted)

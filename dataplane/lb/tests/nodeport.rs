@@ -1,22 +1,13 @@
 //! The tc NodePort datapath end to end, in namespaces of the test's own (see
-//! `support/topology.rs`): a client on the "lan" dials NodePorts and externalIPs of the node,
+//! `ferry_tests::topology`): a client on the "lan" dials NodePorts and externalIPs of the node,
 //! whose external interface `n0` carries the programs, and reaches a local pod or a remote
 //! node. Checksum offload is off everywhere, so a wrong checksum fix-up shows up as a dropped
-//! packet (a timeout) and as `InCsumErrors`. Needs root (see `support/privileged.rs`).
-
-#[path = "support/privileged.rs"]
-mod privileged;
-#[path = "support/topology.rs"]
-mod topology;
+//! packet (a timeout) and as `InCsumErrors`. Needs root (see `ferry_tests::privileged`).
 
 use std::{
-    io::{self, Read as _, Write as _},
-    net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket},
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-    thread::{self, JoinHandle},
+    io::{self, Read as _},
+    net::{SocketAddr, TcpStream, UdpSocket},
+    thread,
     time::Duration,
 };
 
@@ -29,15 +20,14 @@ use ferry_lb::{
         stats,
     },
 };
-use privileged::{chain, privileged};
-use topology::{Ns, Offload, Topology};
+use ferry_tests::{
+    netns::Servers,
+    privileged::{chain, require_bpf},
+    topology::{CLIENT_V4, CLIENT_V6, NODE_V4, NODE_V6, Ns, Offload, Topology},
+};
 
 /// How long a client waits for an answer that should come.
 const TIMEOUT: Duration = Duration::from_secs(3);
-const NODE_V4: &str = "10.201.1.1";
-const NODE_V6: &str = "fd00:201:1::1";
-const CLIENT_V4: &str = "10.201.1.2";
-const CLIENT_V6: &str = "fd00:201:1::2";
 
 /// A TCP NodePort (and a Cluster-policy one) to a pod on the node: not masqueraded, so the pod
 /// sees the client's own address, and the client sees the NodePort as its peer. UDP as well.
@@ -412,7 +402,7 @@ impl Lab {
 
     fn start_with(tag: &str, offload: Offload) -> Option<Self> {
         let test = format!("nodeport/{tag}");
-        if !privileged(&test) {
+        if !require_bpf(&test, ferry_lb::EBPF_OBJECT) {
             return None;
         }
         let topology = Topology::create(tag, offload).unwrap_or_else(|e| panic!("topology: {e:#}"));
@@ -440,14 +430,9 @@ impl Lab {
 
     /// Starts a TCP and a UDP server on `addr` in `ns`, answering `<name> <client ip>`.
     fn serve(&mut self, ns: Ns, addr: &str, name: &str) {
-        let addr: SocketAddr = addr.parse().unwrap();
-        let (tcp, udp) = self
-            .topology
-            .in_ns(ns, || (TcpListener::bind(addr), UdpSocket::bind(addr)))
+        self.servers
+            .serve(&self.topology.name(ns), self::addr(addr), name)
             .unwrap_or_else(|e| panic!("{e:#}"));
-        let (tcp, udp) = (tcp.expect("bind tcp"), udp.expect("bind udp"));
-        self.servers.tcp(tcp, name);
-        self.servers.udp(udp, name);
     }
 
     /// Publishes an `EXT_FRONTENDS` entry over `backends` (address, `BACKEND_FLAG_*`).
@@ -585,54 +570,4 @@ fn ok(peer: &str, server: &str, seen_client: &str) -> String {
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
-}
-
-/// Test servers; stopped and joined on drop.
-#[derive(Default)]
-struct Servers {
-    stop: Arc<AtomicBool>,
-    threads: Vec<JoinHandle<()>>,
-}
-
-impl Servers {
-    fn tcp(&mut self, listener: TcpListener, name: &str) {
-        listener.set_nonblocking(true).expect("nonblocking");
-        let (stop, name) = (Arc::clone(&self.stop), name.to_owned());
-        self.threads.push(thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((mut stream, peer)) => {
-                        let _ = stream.set_nonblocking(false);
-                        let _ = write!(stream, "{name} {}", peer.ip());
-                    }
-                    Err(_) => thread::sleep(Duration::from_millis(5)),
-                }
-            }
-        }));
-    }
-
-    fn udp(&mut self, socket: UdpSocket, name: &str) {
-        socket
-            .set_read_timeout(Some(Duration::from_millis(50)))
-            .expect("read timeout");
-        let (stop, name) = (Arc::clone(&self.stop), name.to_owned());
-        self.threads.push(thread::spawn(move || {
-            let mut buf = [0; 64];
-            while !stop.load(Ordering::Relaxed) {
-                if let Ok((_, from)) = socket.recv_from(&mut buf) {
-                    let ip: IpAddr = from.ip();
-                    let _ = socket.send_to(format!("{name} {ip}").as_bytes(), from);
-                }
-            }
-        }));
-    }
-}
-
-impl Drop for Servers {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        for thread in self.threads.drain(..) {
-            let _ = thread.join();
-        }
-    }
 }

@@ -1,15 +1,10 @@
 //! Socket-level load balancing end to end, in a namespace and cgroup of the test's own: clients
 //! in the cgroup dial service addresses and reach servers on the namespace's loopback, while
 //! `getpeername()` / `recvfrom()` still report the service address. Needs root (see
-//! `support/privileged.rs`).
+//! `ferry_tests::privileged`).
 //!
 //! The clients are this test binary again, re-run with [`CLIENT_ENV`] set (so the test body
 //! acts as the client), under `ip netns exec`, moving itself into the cgroup before `exec`.
-
-#[path = "support/privileged.rs"]
-mod privileged;
-#[path = "support/sandbox.rs"]
-mod sandbox;
 
 use std::{
     env,
@@ -29,8 +24,10 @@ use ferry_lb::{
         IPPROTO_UDP, programs, stats,
     },
 };
-use privileged::{chain, privileged};
-use sandbox::Sandbox;
+use ferry_tests::{
+    netns::Sandbox,
+    privileged::{chain, require_bpf},
+};
 
 const TEST_NAME: &str = "socket_lb_translates_and_restores_addresses";
 const AFFINITY_TEST_NAME: &str = "socket_lb_affinity_keeps_a_netns_on_one_backend";
@@ -47,7 +44,7 @@ fn socket_lb_translates_and_restores_addresses() {
         println!("{RESULT}{}", client(&job));
         return;
     }
-    if !privileged(TEST_NAME) {
+    if !require_bpf(TEST_NAME, ferry_lb::EBPF_OBJECT) {
         return;
     }
     // Declared first, dropped last: the programs detach before the cgroup is removed.
@@ -141,7 +138,7 @@ fn socket_lb_affinity_keeps_a_netns_on_one_backend() {
         println!("{RESULT}{}", client(&job));
         return;
     }
-    if !privileged(AFFINITY_TEST_NAME) {
+    if !require_bpf(AFFINITY_TEST_NAME, ferry_lb::EBPF_OBJECT) {
         return;
     }
     let sandbox = Sandbox::create("affinity").unwrap_or_else(|e| panic!("sandbox: {e:#}"));

@@ -1,11 +1,9 @@
 //! Every program in the embedded object passes the real kernel verifier, and the object holds
-//! exactly the programs and maps the shared crate names. Needs root (see `support/privileged.rs`).
-
-#[path = "support/privileged.rs"]
-mod privileged;
+//! exactly the programs and maps the shared crate names. Needs root (see
+//! `ferry_tests::privileged`).
 
 use ferry_lb::common::{maps, programs};
-use privileged::{chain, privileged};
+use ferry_tests::privileged::{chain, require_bpf};
 
 fn sorted(names: &[&str]) -> Vec<String> {
     let mut names: Vec<String> = names.iter().map(ToString::to_string).collect();
@@ -15,7 +13,7 @@ fn sorted(names: &[&str]) -> Vec<String> {
 
 #[test]
 fn every_program_passes_the_verifier() {
-    if !privileged("every_program_passes_the_verifier") {
+    if !require_bpf("every_program_passes_the_verifier", ferry_lb::EBPF_OBJECT) {
         return;
     }
     let mut ebpf = ferry_lb::load().unwrap_or_else(|e| panic!("{}", chain(&e)));

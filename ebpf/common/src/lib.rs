@@ -27,6 +27,7 @@
 //! | `AFFINITY` (LRU) | [`AffinityKey`] | [`AffinityValue`] | BPF (socket LB and tc) |
 //! | `CT_FWD` (LRU) | [`CtKey`] | [`CtForward`] | BPF (tc) |
 //! | `CT_REV` (LRU) | [`CtKey`] | [`CtReverse`] | BPF (tc) |
+//! | `MAGLEV` | [`MaglevKey`] | [`MaglevTable`] | userspace (`--lb-algorithm maglev`) |
 //! | `STATS` (per-CPU array) | `u32` index ([`stats`]) | `u64` | BPF |
 #![cfg_attr(not(test), no_std)]
 
@@ -35,6 +36,7 @@ mod affinity;
 mod backend;
 pub mod conntrack;
 mod frontend;
+pub mod maglev;
 pub mod maps;
 mod node;
 #[cfg(feature = "user")]
@@ -51,5 +53,6 @@ pub use frontend::{
     AFFINITY_DEFAULT_TIMEOUT_SECS, FRONTEND_FLAG_AFFINITY, FRONTEND_FLAG_PRESERVE_CLIENT, Frontend,
     FrontendKey,
 };
+pub use maglev::{FRONTEND_FLAG_MAGLEV, MaglevKey, MaglevTable};
 pub use node::NodeAddrs;
 pub use revnat::{RevNatKey, RevNatValue};

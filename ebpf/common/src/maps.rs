@@ -22,11 +22,14 @@ pub const AFFINITY: &str = "AFFINITY";
 pub const CT_FWD: &str = "CT_FWD";
 /// [`crate::CtKey`] → [`crate::CtReverse`], LRU hash map. Written by BPF.
 pub const CT_REV: &str = "CT_REV";
+/// [`crate::MaglevKey`] → [`crate::MaglevTable`], hash map (not preallocated). Written by
+/// userspace for packet-scope backend sets under `--lb-algorithm maglev`.
+pub const MAGLEV: &str = "MAGLEV";
 /// Counter index ([`crate::stats`]) → `u64`, per-CPU array. Written by BPF.
 pub const STATS: &str = "STATS";
 
 /// Every map the object defines.
-pub const ALL: [&str; 9] = [
+pub const ALL: [&str; 10] = [
     FRONTENDS,
     EXT_FRONTENDS,
     BACKENDS,
@@ -35,6 +38,7 @@ pub const ALL: [&str; 9] = [
     AFFINITY,
     CT_FWD,
     CT_REV,
+    MAGLEV,
     STATS,
 ];
 
@@ -50,3 +54,5 @@ pub const REVNAT_MAX_ENTRIES: u32 = 262_144;
 pub const AFFINITY_MAX_ENTRIES: u32 = 262_144;
 /// Capacity of `CT_FWD` and of `CT_REV` (tc flows; LRU).
 pub const CT_MAX_ENTRIES: u32 = 262_144;
+/// Capacity of `MAGLEV` (packet-scope backend set revisions; 32 KiB each, allocated on use).
+pub const MAGLEV_MAX_ENTRIES: u32 = 8_192;

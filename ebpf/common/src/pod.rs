@@ -6,7 +6,7 @@
 
 use crate::{
     AffinityKey, AffinityValue, Backend, BackendSlotKey, CtForward, CtKey, CtReverse, Frontend,
-    FrontendKey, NodeAddrs, RevNatKey, RevNatValue,
+    FrontendKey, MaglevKey, MaglevTable, NodeAddrs, RevNatKey, RevNatValue,
 };
 
 // SAFETY: each type is `#[repr(C)]`, `Copy`, made only of integers and integer arrays, and has
@@ -35,3 +35,7 @@ unsafe impl aya::Pod for CtKey {}
 unsafe impl aya::Pod for CtForward {}
 // SAFETY: as above.
 unsafe impl aya::Pod for CtReverse {}
+// SAFETY: as above.
+unsafe impl aya::Pod for MaglevKey {}
+// SAFETY: as above.
+unsafe impl aya::Pod for MaglevTable {}

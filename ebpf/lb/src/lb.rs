@@ -1,11 +1,16 @@
 //! Backend selection, shared by the socket hooks (both families) and the tc programs.
 
 use aya_ebpf::helpers::bpf_get_prandom_u32;
-use ferry_ebpf_common::{Backend, BackendSlotKey, FRONTEND_FLAG_AFFINITY, FrontendKey, stats};
+use ferry_ebpf_common::{
+    Backend, BackendSlotKey, FRONTEND_FLAG_AFFINITY, FRONTEND_FLAG_MAGLEV, Frontend, FrontendKey,
+    MaglevKey,
+    maglev::{MAGLEV_TABLE_CAPACITY, MAGLEV_TABLE_SIZE},
+    stats,
+};
 
 use crate::{
     affinity::{self, Client},
-    maps::{BACKENDS, Frontends},
+    maps::{BACKENDS, Frontends, MAGLEV},
     stats::count,
 };
 
@@ -25,9 +30,15 @@ pub const VERDICT_REJECT: i32 = 0;
 pub const VERDICT_PROCEED: i32 = 1;
 
 /// Picks a backend of the frontend `key` in `frontends`: the client's remembered one under
-/// ClientIP affinity, otherwise uniformly at random (and remembered under affinity).
+/// ClientIP affinity; otherwise by the set's Maglev table for `flow_hash` when the frontend
+/// asks for it and has one; otherwise uniformly at random (and remembered under affinity).
 #[inline(always)]
-pub fn pick(frontends: &Frontends, key: &FrontendKey, client: Client) -> Pick {
+pub fn pick(
+    frontends: &Frontends,
+    key: &FrontendKey,
+    client: Client,
+    flow_hash: Option<u32>,
+) -> Pick {
     // SAFETY: the value is copied out immediately, before any map update could recycle it.
     let Some(frontend) = (unsafe { frontends.get(key) }).copied() else {
         return Pick::Pass;
@@ -44,8 +55,11 @@ pub fn pick(frontends: &Frontends, key: &FrontendKey, client: Client) -> Pick {
             flags: frontend.flags,
         };
     }
-    // SAFETY: a helper without arguments or preconditions.
-    let slot = unsafe { bpf_get_prandom_u32() } % frontend.backend_count;
+    let slot = match flow_hash.and_then(|hash| maglev_slot(&frontend, hash)) {
+        Some(slot) => slot,
+        // SAFETY: a helper without arguments or preconditions.
+        None => (unsafe { bpf_get_prandom_u32() }) % frontend.backend_count,
+    };
     let slot_key = BackendSlotKey {
         service_id: frontend.service_id,
         revision: frontend.revision,
@@ -63,4 +77,27 @@ pub fn pick(frontends: &Frontends, key: &FrontendKey, client: Client) -> Pick {
         backend,
         flags: frontend.flags,
     }
+}
+
+/// The slot the set's Maglev table gives `hash`, if the frontend uses Maglev and the table
+/// exists and is in range.
+#[inline(always)]
+fn maglev_slot(frontend: &Frontend, hash: u32) -> Option<u32> {
+    if frontend.flags & FRONTEND_FLAG_MAGLEV == 0 {
+        return None;
+    }
+    let key = MaglevKey {
+        service_id: frontend.service_id,
+        revision: frontend.revision,
+    };
+    let table = MAGLEV.get_ptr(&key)?;
+    let index = hash % MAGLEV_TABLE_SIZE as u32;
+    // LLVM knows the remainder's range and would drop a plain mask, but the verifier needs to
+    // see one: a volatile read hides the range, so the mask stays in the program.
+    // SAFETY: reading a local variable.
+    let index = unsafe { core::ptr::read_volatile(&index) } as usize & (MAGLEV_TABLE_CAPACITY - 1);
+    // SAFETY: the value stays valid for the program's run (RCU); `index` is masked below the
+    // array's capacity.
+    let slot = u32::from(unsafe { (*table).slots[index] });
+    (slot < frontend.backend_count).then_some(slot)
 }

@@ -7,10 +7,10 @@ use aya_ebpf::{
 };
 use ferry_ebpf_common::{
     AffinityKey, AffinityValue, Backend, BackendSlotKey, CtForward, CtKey, CtReverse, Frontend,
-    FrontendKey, NodeAddrs, RevNatKey, RevNatValue,
+    FrontendKey, MaglevKey, MaglevTable, NodeAddrs, RevNatKey, RevNatValue,
     maps::{
         AFFINITY_MAX_ENTRIES, BACKENDS_MAX_ENTRIES, CT_MAX_ENTRIES, EXT_FRONTENDS_MAX_ENTRIES,
-        FRONTENDS_MAX_ENTRIES, REVNAT_MAX_ENTRIES,
+        FRONTENDS_MAX_ENTRIES, MAGLEV_MAX_ENTRIES, REVNAT_MAX_ENTRIES,
     },
     stats,
 };
@@ -63,6 +63,11 @@ pub static CT_FWD: LruHashMap<CtKey, CtForward, { CT_MAX_ENTRIES as usize }> = L
 /// tc flow `backend → reply destination` → client and frontend.
 #[btf_map]
 pub static CT_REV: LruHashMap<CtKey, CtReverse, { CT_MAX_ENTRIES as usize }> = LruHashMap::new();
+
+/// Backend set revision → Maglev lookup table. Written by userspace; read by tc.
+#[btf_map]
+pub static MAGLEV: HashMap<MaglevKey, MaglevTable, { MAGLEV_MAX_ENTRIES as usize }, NO_PREALLOC> =
+    HashMap::new();
 
 /// Per-CPU counters, indexed by `ferry_ebpf_common::stats`.
 #[btf_map]

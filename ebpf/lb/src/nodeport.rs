@@ -20,7 +20,7 @@ use aya_ebpf::{
 };
 use ferry_ebpf_common::{
     AF_INET, BACKEND_FLAG_REMOTE, CT_FLAG_SNAT, CtForward, CtKey, FRONTEND_FLAG_PRESERVE_CLIENT,
-    FrontendKey, conntrack::SNAT_PORT_MIN, stats,
+    FrontendKey, conntrack::SNAT_PORT_MIN, maglev::flow_hash, stats,
 };
 
 use crate::{
@@ -134,7 +134,9 @@ fn new_flow(pkt: &Packet, fwd_key: &CtKey) -> Result<Option<CtForward>, i32> {
         family: pkt.family,
         proto: pkt.proto,
     };
-    let (backend, flags) = match pick(&EXT_FRONTENDS, &key, Client::Addr(pkt.src, pkt.family)) {
+    let hash = flow_hash(pkt.src, pkt.dst, pkt.sport, pkt.dport, pkt.proto);
+    let client = Client::Addr(pkt.src, pkt.family);
+    let (backend, flags) = match pick(&EXT_FRONTENDS, &key, client, Some(hash)) {
         Pick::Pass => return Ok(None),
         Pick::To { backend, flags } if backend.family == pkt.family => (backend, flags),
         Pick::To { .. } | Pick::Reject => {

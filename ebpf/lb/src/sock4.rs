@@ -55,7 +55,7 @@ fn translate(sa: &SockAddr<'_>) -> i32 {
         family: AF_INET,
         proto: sa.protocol(),
     };
-    match pick(&FRONTENDS, &key, Client::Netns(sa.netns_cookie())) {
+    match pick(&FRONTENDS, &key, Client::Netns(sa.netns_cookie()), None) {
         Pick::Pass => VERDICT_PROCEED,
         Pick::To { backend, .. } if backend.family == AF_INET => {
             sa.set_ip4(backend.addr[0]);

@@ -63,7 +63,7 @@ fn translate(sa: &SockAddr<'_>) -> i32 {
         family: if mapped { AF_INET } else { AF_INET6 },
         proto: sa.protocol(),
     };
-    let backend = match pick(&FRONTENDS, &key, Client::Netns(sa.netns_cookie())) {
+    let backend = match pick(&FRONTENDS, &key, Client::Netns(sa.netns_cookie()), None) {
         Pick::Pass => return VERDICT_PROCEED,
         Pick::Reject => return reject(),
         Pick::To { backend, .. } => backend,

@@ -78,7 +78,14 @@ fn unknown_fields_are_rejected() {
 fn bad_values_name_the_setting() {
     let dir = manifests_dir();
     type Mutation = fn(&mut RunArgs);
-    let cases: [(Mutation, &str); 6] = [
+    let cases: [(Mutation, &str); 7] = [
+        (
+            |a| {
+                a.no_lb = false;
+                a.lb_cgroup = Some("/proc".into());
+            },
+            "--lb-cgroup",
+        ),
         (
             |a| a.admin_listen = Some("localhost".into()),
             "--admin-listen",

@@ -2,13 +2,14 @@
 //! the same across endpoint changes and whose surviving members keep their slot, so that
 //! ClientIP affinity (which remembers `(set id, slot)`) survives unrelated changes.
 //!
-//! A change writes the set under a new revision `(id, revision, 0..len)`; frontends are then
-//! switched to it one map update each, and a revision's slots are deleted once no frontend
-//! points at it.
+//! A change writes the set under a new revision `(id, revision, 0..len)` (and its `MAGLEV`
+//! table when asked); frontends are then switched to it one map update each, and a revision is
+//! deleted once no frontend points at it.
 
 use super::{MapOp, SyncReport, slot_key};
 use crate::LbError;
-use crate::common::{BACKEND_FLAG_REMOTE, Backend, BackendSlotKey};
+use crate::common::{BACKEND_FLAG_REMOTE, Backend, BackendSlotKey, MaglevKey};
+use crate::maglev;
 use ferry_model::lb::{BackendView, LbBackend};
 use ferry_model::{AddressFamily, ObjectKey, Protocol};
 use std::collections::HashMap;
@@ -25,6 +26,8 @@ struct Revision {
     layout: Vec<LbBackend>,
     /// Frontends in the maps pointing at this revision.
     refs: usize,
+    /// A `MAGLEV` table was written for it.
+    maglev: bool,
 }
 
 #[derive(Debug)]
@@ -51,11 +54,13 @@ impl Default for BackendSets {
 
 impl BackendSets {
     /// Rebuilds the sets that adopted frontends point at (`(set, backend count)` each) from
-    /// the map's slots. Returns the slots no complete, pointed-at set owns, for deletion.
+    /// the map's slots and Maglev tables. Returns the slots and the tables that no complete,
+    /// pointed-at set owns, for deletion.
     pub fn adopt(
         pointed: &[(SetRef, u32)],
         slots: HashMap<SetRef, HashMap<u32, Backend>>,
-    ) -> (Self, Vec<BackendSlotKey>) {
+        tables: &[MaglevKey],
+    ) -> (Self, Vec<BackendSlotKey>, Vec<MaglevKey>) {
         let mut sets = Self::default();
         for &(set, count) in pointed {
             let Some(members) = slots.get(&set) else {
@@ -75,6 +80,7 @@ impl BackendSets {
                     })
                     .collect(),
                 refs: 0,
+                maglev: tables.contains(&table_key(set)),
             });
             entry.refs += 1;
             sets.next_id = sets.next_id.max(set.0.saturating_add(1));
@@ -91,7 +97,15 @@ impl BackendSets {
                 })
             })
             .collect();
-        (sets, garbage)
+        let stale_tables = tables
+            .iter()
+            .filter(|t| {
+                let set = (t.service_id, t.revision);
+                !sets.revisions.get(&set).is_some_and(|r| r.maglev)
+            })
+            .copied()
+            .collect();
+        (sets, garbage, stale_tables)
     }
 
     pub fn backends(&self, set: SetRef) -> &[LbBackend] {
@@ -102,13 +116,14 @@ impl BackendSets {
         self.revisions.values().map(|r| r.layout.len()).sum()
     }
 
-    /// The set `key` serves `backends` with: its current revision if equal, else the set the
-    /// frontend already points at (`pointed`, after a restart) if equal, else a new revision
-    /// written now through `apply`.
+    /// The set `key` serves `backends` with (with a Maglev table if `maglev`): its current
+    /// revision if equal, else the set the frontend already points at (`pointed`, after a
+    /// restart) if equal, else a new revision written now through `apply`.
     pub fn intern(
         &mut self,
         key: &SetKey,
         backends: &[LbBackend],
+        maglev: bool,
         pointed: Option<SetRef>,
         apply: &mut impl FnMut(&MapOp) -> Result<(), LbError>,
         report: &mut SyncReport,
@@ -116,7 +131,7 @@ impl BackendSets {
         let same = |set: &SetRef, revisions: &HashMap<SetRef, Revision>| {
             revisions
                 .get(set)
-                .is_some_and(|r| same_members(&r.layout, backends))
+                .is_some_and(|r| r.maglev == maglev && same_members(&r.layout, backends))
         };
         if let Some(set) = self.current.get(key).copied() {
             if same(&set, &self.revisions) {
@@ -136,22 +151,19 @@ impl BackendSets {
         };
         let layout = stable_layout(previous.map_or(&[][..], |p| self.backends(p)), backends);
         let revision = self.revision.wrapping_add(1);
-        for (slot, backend) in layout.iter().enumerate() {
-            let value = backend_value(backend);
-            if let Err(error) = apply(&MapOp::PutBackend(slot_key(id, revision, slot), value)) {
-                for undo in 0..slot {
-                    let _ = apply(&MapOp::DeleteBackend(slot_key(id, revision, undo)));
-                }
-                if previous.is_none() {
-                    self.free_ids.push(id);
-                }
-                return Err(error);
+        if let Err(error) = write(id, revision, &layout, maglev, apply, report) {
+            if previous.is_none() {
+                self.free_ids.push(id);
             }
-            report.ops += 1;
+            return Err(error);
         }
         self.revision = revision;
-        self.revisions
-            .insert((id, revision), Revision { layout, refs: 0 });
+        let written = Revision {
+            layout,
+            refs: 0,
+            maglev,
+        };
+        self.revisions.insert((id, revision), written);
         self.current.insert(key.clone(), (id, revision));
         // A previous revision nobody points at (a put that failed) goes now.
         if let Some(previous) = previous {
@@ -167,7 +179,7 @@ impl BackendSets {
         }
     }
 
-    /// A frontend no longer points at `set`; its slots go when none does.
+    /// A frontend no longer points at `set`; the set goes when none does.
     pub fn release(
         &mut self,
         set: SetRef,
@@ -191,6 +203,10 @@ impl BackendSets {
         let Some(revision) = self.revisions.get(&set).filter(|r| r.refs == 0) else {
             return Ok(());
         };
+        if revision.maglev {
+            apply(&MapOp::DeleteMaglev(table_key(set)))?;
+            report.ops += 1;
+        }
         for slot in (0..revision.layout.len()).rev() {
             apply(&MapOp::DeleteBackend(slot_key(set.0, set.1, slot)))?;
             report.ops += 1;
@@ -203,6 +219,46 @@ impl BackendSets {
             self.free_ids.push(set.0);
         }
         Ok(())
+    }
+}
+
+/// Writes a revision's slots, then its Maglev table; on failure removes what it wrote.
+fn write(
+    id: u32,
+    revision: u32,
+    layout: &[LbBackend],
+    maglev: bool,
+    apply: &mut impl FnMut(&MapOp) -> Result<(), LbError>,
+    report: &mut SyncReport,
+) -> Result<(), LbError> {
+    let undo = |apply: &mut dyn FnMut(&MapOp) -> Result<(), LbError>, written: usize| {
+        for slot in 0..written {
+            let _ = apply(&MapOp::DeleteBackend(slot_key(id, revision, slot)));
+        }
+    };
+    for (slot, backend) in layout.iter().enumerate() {
+        let value = backend_value(backend);
+        if let Err(error) = apply(&MapOp::PutBackend(slot_key(id, revision, slot), value)) {
+            undo(apply, slot);
+            return Err(error);
+        }
+        report.ops += 1;
+    }
+    if maglev {
+        let table = MapOp::PutMaglev(table_key((id, revision)), maglev::table(layout));
+        if let Err(error) = apply(&table) {
+            undo(apply, layout.len());
+            return Err(error);
+        }
+        report.ops += 1;
+    }
+    Ok(())
+}
+
+fn table_key(set: SetRef) -> MaglevKey {
+    MaglevKey {
+        service_id: set.0,
+        revision: set.1,
     }
 }
 

@@ -2,6 +2,7 @@
 //! no intermediate state points a frontend at a half-written backend set.
 
 use super::*;
+use crate::common::FRONTEND_FLAG_MAGLEV;
 use ferry_model::{
     AddressFamily, Cluster, Endpoint, EndpointConditions, EndpointPort, EndpointSlice, Object,
     Service, ServicePort,
@@ -14,36 +15,53 @@ use std::net::{IpAddr, Ipv4Addr};
 struct Maps {
     frontends: BTreeMap<(Scope, FrontendKey), Frontend>,
     backends: BTreeMap<BackendSlotKey, Backend>,
+    maglev: BTreeMap<MaglevKey, Box<MaglevTable>>,
 }
 
 impl Maps {
     fn apply(&mut self, op: &MapOp) {
-        match *op {
+        match op {
             MapOp::PutBackend(k, v) => {
-                self.backends.insert(k, v);
+                self.backends.insert(*k, *v);
             }
             MapOp::PutFrontend(s, k, v) => {
-                self.frontends.insert((s, k), v);
+                self.frontends.insert((*s, *k), *v);
             }
             MapOp::DeleteFrontend(s, k) => {
-                self.frontends.remove(&(s, k));
+                self.frontends.remove(&(*s, *k));
             }
             MapOp::DeleteBackend(k) => {
-                self.backends.remove(&k);
+                self.backends.remove(k);
+            }
+            MapOp::PutMaglev(k, v) => {
+                self.maglev.insert(*k, v.clone());
+            }
+            MapOp::DeleteMaglev(k) => {
+                self.maglev.remove(k);
             }
         }
     }
 
-    /// Every frontend's slots `0..count` exist under its `(set, revision)`.
+    /// Every frontend's slots `0..count` exist under its `(set, revision)`, and a Maglev
+    /// frontend's table exists and points inside the set.
     fn consistent(&self) -> bool {
         self.frontends.values().all(|f| {
-            (0..f.backend_count).all(|slot| {
-                self.backends.contains_key(&BackendSlotKey {
-                    service_id: f.service_id,
-                    revision: f.revision,
-                    slot,
+            let table = MaglevKey {
+                service_id: f.service_id,
+                revision: f.revision,
+            };
+            let maglev_ok = f.flags & FRONTEND_FLAG_MAGLEV == 0
+                || self.maglev.get(&table).is_some_and(|t| {
+                    f.backend_count == 0 || t.slots.iter().all(|s| u32::from(*s) < f.backend_count)
+                });
+            maglev_ok
+                && (0..f.backend_count).all(|slot| {
+                    self.backends.contains_key(&BackendSlotKey {
+                        service_id: f.service_id,
+                        revision: f.revision,
+                        slot,
+                    })
                 })
-            })
         })
     }
 
@@ -307,12 +325,13 @@ fn a_restart_adopts_the_maps_and_changes_nothing_that_is_still_wanted() {
         .map(|((s, k), v)| (*s, *k, *v))
         .collect();
     let backends = maps.backends.iter().map(|(k, v)| (*k, *v)).collect();
-    let (mut adopted, garbage) = LbState::adopt(node(), frontends, backends);
+    let (mut adopted, garbage, tables) = LbState::adopt(node(), frontends, backends, &[]);
+    assert!(tables.is_empty());
     assert_eq!(garbage, [orphan]);
     maps.backends.remove(&orphan);
     let mut ops = Vec::new();
     let report = adopted.sync(cluster.state(), &node(), |op| {
-        ops.push(*op);
+        ops.push(op.clone());
         maps.apply(op);
         assert!(maps.consistent());
         Ok(())
@@ -357,4 +376,88 @@ fn a_backend_that_stays_keeps_its_set_id_and_slot_for_affinity() {
     sync(&mut lb, &mut maps, &cluster);
     assert_eq!(placement(&maps, "10.0.0.3:8080"), before);
     assert_eq!(maps.reachable(), reachable_from_scratch(&cluster));
+}
+
+fn nodeport(name: &str, ip: u8, node_port: u16) -> Object {
+    let Object::Service(mut svc) = service(name, ip) else {
+        unreachable!()
+    };
+    svc.service_type = ferry_model::ServiceType::NodePort;
+    svc.ports[0].node_port = Some(node_port);
+    Object::Service(svc)
+}
+
+#[test]
+fn maglev_tables_follow_their_sets_and_agree_across_nodes() {
+    let mut cluster = Cluster::new();
+    cluster.apply(nodeport("web", 10, 30080));
+    cluster.apply(slice("web", "web-1", &[1, 2, 3]));
+    let (mut lb, mut maps) = (
+        LbState::new(node()).with_algorithm(Algorithm::Maglev),
+        Maps::default(),
+    );
+    sync(&mut lb, &mut maps, &cluster);
+    let packet: Vec<&Frontend> = maps
+        .frontends
+        .iter()
+        .filter(|((scope, _), _)| *scope == Scope::Packet)
+        .map(|(_, f)| f)
+        .collect();
+    assert_eq!(packet.len(), 1);
+    assert!(packet[0].flags & FRONTEND_FLAG_MAGLEV != 0);
+    assert_eq!(
+        maps.maglev.len(),
+        1,
+        "only the packet-scope set has a table"
+    );
+    let socket_flags: Vec<u32> = maps
+        .frontends
+        .iter()
+        .filter(|((scope, _), _)| *scope == Scope::Socket)
+        .map(|(_, f)| f.flags)
+        .collect();
+    assert!(socket_flags.iter().all(|f| f & FRONTEND_FLAG_MAGLEV == 0));
+
+    // Another node got here through another history: its slots differ, its choices do not.
+    let resolve = |maps: &Maps| -> Vec<SocketAddr> {
+        let (_, f) = maps
+            .frontends
+            .iter()
+            .find(|((scope, _), _)| *scope == Scope::Packet)
+            .unwrap();
+        let table = &maps.maglev[&MaglevKey {
+            service_id: f.service_id,
+            revision: f.revision,
+        }];
+        table.slots[..crate::common::maglev::MAGLEV_TABLE_SIZE]
+            .iter()
+            .map(|slot| {
+                let key = BackendSlotKey {
+                    service_id: f.service_id,
+                    revision: f.revision,
+                    slot: u32::from(*slot),
+                };
+                maps.backends[&key].socket_addr().unwrap()
+            })
+            .collect()
+    };
+    let mut other_cluster = Cluster::new();
+    other_cluster.apply(nodeport("web", 10, 30080));
+    other_cluster.apply(slice("web", "web-1", &[3, 4]));
+    let (mut other, mut other_maps) = (
+        LbState::new(node()).with_algorithm(Algorithm::Maglev),
+        Maps::default(),
+    );
+    sync(&mut other, &mut other_maps, &other_cluster);
+    other_cluster.apply(slice("web", "web-1", &[3, 2, 1]));
+    sync(&mut other, &mut other_maps, &other_cluster);
+    assert_eq!(resolve(&maps), resolve(&other_maps));
+
+    // A change replaces the table with the set; the old one goes.
+    cluster.apply(slice("web", "web-1", &[1, 2]));
+    sync(&mut lb, &mut maps, &cluster);
+    assert_eq!(maps.maglev.len(), 1);
+    cluster.delete(&ObjectRef::new(Kind::Service, ObjectKey::new("ns", "web")));
+    sync(&mut lb, &mut maps, &cluster);
+    assert!(maps.maglev.is_empty() && maps.backends.is_empty());
 }

@@ -21,14 +21,22 @@
 //! receiving stacks verify every checksum the BPF programs rewrote; see [`Offload`] for the
 //! sending side.
 
-use std::{
-    fs::{self, File},
-    path::Path,
-    process::Command,
-};
+use std::fs;
 
 use anyhow::{Context as _, bail};
-use nix::sched::{CloneFlags, setns};
+
+use crate::netns::{in_netns, run};
+
+/// The node's address on the lan (`n0`): where NodePorts are dialled.
+pub const NODE_V4: &str = "10.201.1.1";
+pub const NODE_V6: &str = "fd00:201:1::1";
+/// The client's address (`c0`).
+pub const CLIENT_V4: &str = "10.201.1.2";
+pub const CLIENT_V6: &str = "fd00:201:1::2";
+/// Another node on the lan (`r0`), hosting remote endpoints.
+pub const REMOTE_V4: &str = "10.201.1.3";
+/// A pod on the node (`p0`), a local endpoint.
+pub const POD_V4: &str = "10.201.2.2";
 
 /// Transmit checksum offload of the veths.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,16 +107,7 @@ impl Topology {
     /// Runs `f` on a fresh thread that has joined namespace `ns`; sockets it creates stay in
     /// that namespace wherever they are used afterwards.
     pub fn in_ns<T: Send>(&self, ns: Ns, f: impl FnOnce() -> T + Send) -> anyhow::Result<T> {
-        let file = File::open(Path::new("/run/netns").join(self.name(ns)))?;
-        std::thread::scope(|scope| {
-            scope
-                .spawn(move || {
-                    setns(&file, CloneFlags::CLONE_NEWNET).context("setns")?;
-                    Ok(f())
-                })
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        })
+        in_netns(&self.name(ns), f)
     }
 
     /// The sum of the `InCsumErrors` counters (TCP, UDP, UDP6) in namespace `ns`.
@@ -250,21 +249,4 @@ fn snmp_counter(snmp: &str, prefix: &str, field: &str) -> anyhow::Result<u64> {
         .nth(index)
         .with_context(|| format!("short {prefix} line"))?;
     Ok(value.parse()?)
-}
-
-/// Runs a setup command, failing with its stderr.
-fn run(program: &str, args: &[&str]) -> anyhow::Result<()> {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .with_context(|| format!("spawning {program}"))?;
-    if !out.status.success() {
-        bail!(
-            "{program} {}: {}: {}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
 }
