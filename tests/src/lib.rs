@@ -6,6 +6,7 @@
 //! the test; elsewhere it is skipped loudly. The network namespaces, cgroups, bpffs mounts and
 //! test networks the suites (here and in `ferry-lb`) build live in [`netns`] and [`topology`].
 
+pub mod lab;
 pub mod netns;
 pub mod privileged;
 pub mod topology;
@@ -292,4 +293,18 @@ pub fn write_services(
         std::fs::write(dir.join(format!("services-{f}.yaml")), text)?;
     }
     Ok(())
+}
+
+/// For the client binaries: takes a leading `--cgroup DIR` off `args` and moves this process
+/// into that cgroup, so that the sockets it creates from now on are subject to the socket-LB
+/// programs attached there. `Err` names the `cgroup.procs` file and the reason.
+pub fn join_cgroup_arg(args: &mut Vec<String>) -> Result<(), String> {
+    if args.first().map(String::as_str) != Some("--cgroup") || args.len() < 2 {
+        return Ok(());
+    }
+    let dir = args.remove(1);
+    args.remove(0);
+    let procs = Path::new(&dir).join("cgroup.procs");
+    std::fs::write(&procs, std::process::id().to_string())
+        .map_err(|e| format!("joining {}: {e}", procs.display()))
 }

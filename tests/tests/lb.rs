@@ -2,85 +2,42 @@
 //! own, socket-LB programs on a child cgroup of the test's own, backends in namespaces of their
 //! own, and `lbprobe` clients moved into that cgroup. Needs root.
 
-use ferry_tests::netns::{Backend, Bpffs, Sandbox, TCP_PORT, UDP_PORT};
+use ferry_tests::lab::LbLab;
+use ferry_tests::netns::{Backend, TCP_PORT, UDP_PORT};
 use ferry_tests::{Ferry, require_root};
 use nix::sys::signal::Signal;
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// One test's world. Fields drop in order: the daemon, its pins, the backends, the sandbox.
+/// One test's world: the common LB frame, and backends in namespaces of their own.
 struct Lab {
-    ferry: Option<Ferry>,
-    pins: PinGuard,
+    lab: LbLab,
     backends: Vec<Backend>,
-    sandbox: Sandbox,
-    dir: tempfile::TempDir,
 }
 
-/// The daemon's pin folder on a bpffs of the test's own; on drop the pinned links and maps
-/// are removed (detaching the programs) and then the bpffs is unmounted (its own drop), also
-/// when the test fails.
-struct PinGuard(
-    PathBuf,
-    #[allow(dead_code, reason = "held for its drop")] Bpffs,
-);
-
-impl Drop for PinGuard {
-    fn drop(&mut self) {
-        let _ = Command::new(ferry_tests::ferry_binary())
-            .args(["cleanup", "--lb-pin-path"])
-            .arg(&self.0)
-            .output();
+impl std::ops::Deref for Lab {
+    type Target = LbLab;
+    fn deref(&self) -> &LbLab {
+        &self.lab
     }
 }
 
 impl Lab {
     fn new(tag: &str, backends: u8) -> Self {
-        let sandbox = Sandbox::create(tag).expect("sandbox");
+        let lab = LbLab::new(tag).expect("lab");
         let backends = (0..backends)
-            .map(|i| sandbox.add_backend(i, &format!("b{i}")).expect("backend"))
+            .map(|i| {
+                lab.sandbox()
+                    .add_backend(i, &format!("b{i}"))
+                    .expect("backend")
+            })
             .collect();
-        let bpffs = Bpffs::mount().expect("bpffs");
-        let pins = PinGuard(bpffs.path().join("ferry"), bpffs);
-        Self {
-            ferry: None,
-            pins,
-            backends,
-            sandbox,
-            dir: tempfile::tempdir().expect("tempdir"),
-        }
-    }
-
-    fn write(&self, file: &str, yaml: &str) {
-        ferry_tests::write_atomic(self.dir.path(), file, yaml).expect("write manifest");
+        Self { lab, backends }
     }
 
     fn start(&mut self, extra: &[&str]) -> &mut Ferry {
-        let dir = self.dir.path().to_str().unwrap().to_string();
-        let cgroup = self.sandbox.cgroup_dir().to_str().unwrap().to_string();
-        let pins = self.pins.0.to_str().unwrap().to_string();
-        let mut args = vec![
-            "--manifests",
-            &dir,
-            "--no-dns",
-            "--no-ingress",
-            "--node-name",
-            "node-a",
-            "--lb-cgroup",
-            &cgroup,
-            "--lb-pin-path",
-            &pins,
-        ];
-        args.extend_from_slice(extra);
-        let mut ferry = Ferry::start_in(Some(self.sandbox.netns()), &args).expect("start ferry");
-        ferry.wait_ready(Duration::from_secs(30)).expect("ready");
-        self.ferry.insert(ferry)
-    }
-
-    fn ferry(&self) -> &Ferry {
-        self.ferry.as_ref().expect("started")
+        self.lab.start(None, extra)
     }
 
     /// One `lbprobe` run from inside the sandbox and its cgroup: its output line.
@@ -93,11 +50,11 @@ impl Lab {
             .args([
                 "netns",
                 "exec",
-                self.sandbox.netns(),
+                self.sandbox().netns(),
                 env!("CARGO_BIN_EXE_lbprobe"),
             ])
             .arg("--cgroup")
-            .arg(self.sandbox.cgroup_dir())
+            .arg(self.sandbox().cgroup_dir())
             .args(args)
             .output()
             .expect("lbprobe");
@@ -473,8 +430,8 @@ fn lb_cleanup_leaves_nothing_behind() {
     );
     lab.start(&["--lb-cleanup"]);
     assert!(lab.probe("tcp", "10.96.0.10:80").starts_with("b0 "));
-    assert!(lab.pins.0.join("maps").is_dir());
-    let mut ferry = lab.ferry.take().unwrap();
+    assert!(lab.pins().join("maps").is_dir());
+    let mut ferry = lab.lab.take_ferry();
     ferry.signal(Signal::SIGTERM).unwrap();
     assert!(
         ferry.wait_exit(Duration::from_secs(10)).unwrap().success(),
@@ -482,9 +439,9 @@ fn lb_cleanup_leaves_nothing_behind() {
         ferry.log()
     );
     assert!(
-        !lab.pins.0.exists(),
+        !lab.pins().exists(),
         "pins left in {}",
-        lab.pins.0.display()
+        lab.pins().display()
     );
     assert!(
         lab.probe("tcp", "10.96.0.10:80")
@@ -493,7 +450,7 @@ fn lb_cleanup_leaves_nothing_behind() {
     );
     let attached = Command::new("bpftool")
         .args(["cgroup", "show"])
-        .arg(lab.sandbox.cgroup_dir())
+        .arg(lab.sandbox().cgroup_dir())
         .output()
         .unwrap();
     assert!(
@@ -530,7 +487,7 @@ fn health_check_node_port_reports_local_endpoints() {
     );
     lab.start(&[]);
     let get = |lab: &Lab| {
-        ferry_tests::netns::in_netns(lab.sandbox.netns(), || {
+        ferry_tests::netns::in_netns(lab.sandbox().netns(), || {
             ferry_tests::http_get("http://127.0.0.1:32100/")
         })
         .unwrap()

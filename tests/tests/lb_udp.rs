@@ -7,11 +7,11 @@
 //! the client's reconnect picks a current backend. TCP connections to a terminating endpoint
 //! are left to finish.
 
-use ferry_tests::netns::{Backend, Bpffs, Sandbox, UDP_PORT, in_netns, run};
+use ferry_tests::lab::LbLab;
+use ferry_tests::netns::{Backend, UDP_PORT, in_netns, run};
 use ferry_tests::{Ferry, require_root};
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::{IpAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,37 +28,19 @@ const WATCH_SECS: &str = "60";
 /// Backend indexes (addresses 10.250.<i>.2) unlike those of the other suites.
 const FIRST_INDEX: u8 = 160;
 
-/// The daemon's pin folder on a bpffs of the test's own; on drop the pinned links and maps
-/// are removed (detaching the programs), then the bpffs is unmounted.
-struct PinGuard(
-    PathBuf,
-    #[allow(dead_code, reason = "held for its drop")] Bpffs,
-);
-
-impl Drop for PinGuard {
-    fn drop(&mut self) {
-        let _ = Command::new(ferry_tests::ferry_binary())
-            .args(["cleanup", "--lb-pin-path"])
-            .arg(&self.0)
-            .output();
-    }
-}
-
-/// One test's world. Fields drop in order: watchers' servers, the daemon, its pins, the hosts,
-/// the sandbox.
+/// One test's world. Fields drop in order: watchers' servers, the LB frame (daemon, pins,
+/// cgroup sandbox, manifests), the hosts.
 struct Lab {
     _echo: Vec<EchoServer>,
-    ferry: Option<Ferry>,
-    pins: PinGuard,
+    lab: LbLab,
     backends: Vec<Backend>,
     pod: Backend,
-    sandbox: Sandbox,
-    dir: tempfile::TempDir,
 }
 
 impl Lab {
     fn new(tag: &str) -> Self {
-        let sandbox = Sandbox::create(tag).expect("sandbox");
+        let lab = LbLab::new(tag).expect("lab");
+        let sandbox = lab.sandbox();
         let backends: Vec<Backend> = (0..2)
             .map(|i| {
                 sandbox
@@ -84,49 +66,28 @@ impl Lab {
             .iter()
             .map(|b| EchoServer::start(b).expect("echo server"))
             .collect();
-        let bpffs = Bpffs::mount().expect("bpffs");
         Self {
             _echo: echo,
-            ferry: None,
-            pins: PinGuard(bpffs.path().join("ferry"), bpffs),
+            lab,
             backends,
             pod,
-            sandbox,
-            dir: tempfile::tempdir().expect("tempdir"),
         }
     }
 
     fn write(&self, yaml: &str) {
-        ferry_tests::write_atomic(self.dir.path(), "svc.yaml", yaml).expect("write manifest");
+        self.lab.write("svc.yaml", yaml);
     }
 
     fn start(&mut self) {
-        let dir = self.dir.path().to_str().unwrap().to_string();
-        let cgroup = self.sandbox.cgroup_dir().to_str().unwrap().to_string();
-        let pins = self.pins.0.to_str().unwrap().to_string();
-        let args = [
-            "--manifests",
-            &dir,
-            "--no-dns",
-            "--no-ingress",
-            "--node-name",
-            "node-a",
-            "--lb-cgroup",
-            &cgroup,
-            "--lb-pin-path",
-            &pins,
-        ];
-        let mut ferry = Ferry::start_in(Some(self.sandbox.netns()), &args).expect("start ferry");
-        ferry.wait_ready(Duration::from_secs(30)).expect("ready");
-        self.ferry = Some(ferry);
+        self.lab.start(None, &[]);
     }
 
     fn ferry(&self) -> &Ferry {
-        self.ferry.as_ref().expect("started")
+        self.lab.ferry()
     }
 
     fn log(&self) -> String {
-        self.ferry.as_ref().map(Ferry::log).unwrap_or_default()
+        self.lab.log()
     }
 
     /// `udpwatch MODE ADDR` in the pod namespace and the LB cgroup.
@@ -136,7 +97,7 @@ impl Lab {
             .args(["netns", "exec", &self.pod.netns])
             .arg(env!("CARGO_BIN_EXE_udpwatch"))
             .arg("--cgroup")
-            .arg(self.sandbox.cgroup_dir())
+            .arg(self.lab.sandbox().cgroup_dir())
             .args([mode, addr, WATCH_SECS])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

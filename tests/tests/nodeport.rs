@@ -12,9 +12,10 @@
 //! `<name> <client ip as they saw it>`, which `lbprobe` prints followed by the peer address the
 //! client saw. Needs root.
 
-use ferry_tests::netns::{Sandbox, Servers};
+use ferry_tests::lab::LbLab;
+use ferry_tests::netns::Servers;
 use ferry_tests::topology::{CLIENT_V4, NODE_V4, Ns, Offload, POD_V4, REMOTE_V4, Topology};
-use ferry_tests::{Ferry, LbPins, require_root, require_tool};
+use ferry_tests::{Ferry, require_root, require_tool};
 use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -29,20 +30,17 @@ const EXTERNAL_IP: &str = "10.201.9.9";
 const MAX_PROBES: usize = 40;
 const DEADLINE: Duration = Duration::from_secs(20);
 
-/// One test's world. Fields drop in order: the daemon, its pins (links and maps removed), the
-/// backend servers, the test network, the cgroup, the manifests.
+/// One test's world. Fields drop in order: the LB frame (daemon, pins, cgroup, manifests),
+/// the backend servers, the test network.
 struct Lab {
-    ferry: Option<Ferry>,
-    pins: LbPins,
+    /// Its sandbox's namespace stays empty: only its cgroup is used.
+    lab: LbLab,
     #[expect(
         dead_code,
         reason = "held for its drop: the servers stop before the network goes"
     )]
     servers: Servers,
     topology: Topology,
-    /// Only its cgroup is used (for the socket-LB programs); its namespace stays empty.
-    sandbox: Sandbox,
-    dir: tempfile::TempDir,
 }
 
 impl Lab {
@@ -57,7 +55,7 @@ impl Lab {
         {
             return None;
         }
-        let sandbox = Sandbox::create(&format!("np-{tag}")).expect("sandbox");
+        let lab = LbLab::new(&format!("np-{tag}")).expect("lab");
         let topology = Topology::create(&format!("e2e-{tag}"), Offload::Off).expect("topology");
         let mut servers = Servers::default();
         for (ns, ip, name) in [(Ns::Pod, POD_V4, "pod"), (Ns::Remote, REMOTE_V4, "remote")] {
@@ -67,49 +65,26 @@ impl Lab {
                 .expect("backend servers");
         }
         Some(Self {
-            ferry: None,
-            pins: LbPins::mount().expect("bpffs"),
+            lab,
             servers,
             topology,
-            sandbox,
-            dir: tempfile::tempdir().expect("tempdir"),
         })
     }
 
     fn write(&self, file: &str, yaml: &str) {
-        ferry_tests::write_atomic(self.dir.path(), file, yaml).expect("write manifest");
+        self.lab.write(file, yaml);
     }
 
-    /// Starts `ferry run` in the node namespace and waits until it is ready (maps programmed).
+    /// Starts `ferry run` in the node namespace, NodePorts on `n0`, and waits until it is
+    /// ready (maps programmed).
     fn start(&mut self) -> &Ferry {
-        let dir = self.dir.path().to_str().unwrap().to_string();
-        let cgroup = self.sandbox.cgroup_dir().to_str().unwrap().to_string();
-        let pins = self.pins.path().to_str().unwrap().to_string();
-        let args = [
-            "--manifests",
-            &dir,
-            "--no-dns",
-            "--no-ingress",
-            "--node-name",
-            "node-a",
-            "--node-ip",
-            NODE_V4,
-            "--nodeport-interface",
-            "n0",
-            "--lb-cgroup",
-            &cgroup,
-            "--lb-pin-path",
-            &pins,
-        ];
         let node = self.topology.name(Ns::Node);
-        let mut ferry = Ferry::start_in(Some(&node), &args).expect("start ferry");
-        let took = ferry.wait_ready(Duration::from_secs(30)).expect("ready");
-        eprintln!("ferry ready after {took:?}");
-        self.ferry.insert(ferry)
+        let extra = ["--node-ip", NODE_V4, "--nodeport-interface", "n0"];
+        self.lab.start(Some(&node), &extra)
     }
 
     fn ferry(&self) -> &Ferry {
-        self.ferry.as_ref().expect("started")
+        self.lab.ferry()
     }
 
     /// One `lbprobe` run in the client namespace: `<name> <client ip seen> <peer>` or

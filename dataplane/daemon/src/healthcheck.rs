@@ -14,7 +14,7 @@ use hyper::{Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -64,11 +64,7 @@ pub fn start() -> (HealthChecks, JoinHandle<()>) {
                 if running.contains_key(&port) {
                     continue;
                 }
-                let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, port));
-                match std::net::TcpListener::bind(addr).and_then(|l| {
-                    l.set_nonblocking(true)?;
-                    TcpListener::from_std(l)
-                }) {
+                match bind(port) {
                     Ok(listener) => {
                         running.insert(port, tokio::spawn(serve(listener, port, rx.clone())));
                     }
@@ -83,6 +79,17 @@ pub fn start() -> (HealthChecks, JoinHandle<()>) {
         }
     });
     (HealthChecks { table: tx }, task)
+}
+
+/// Listens on every address of both families (`[::]`, dual stack), or IPv4 only where the
+/// host has no IPv6.
+fn bind(port: u16) -> std::io::Result<TcpListener> {
+    let listener = std::net::TcpListener::bind(SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)))
+        .or_else(|_| {
+            std::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)))
+        })?;
+    listener.set_nonblocking(true)?;
+    TcpListener::from_std(listener)
 }
 
 async fn serve(listener: TcpListener, port: u16, table: watch::Receiver<Arc<Table>>) {

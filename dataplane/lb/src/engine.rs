@@ -9,10 +9,9 @@ use crate::common::{
 use crate::metrics::LbMetrics;
 use crate::pin::PinLayout;
 use crate::sync::{Algorithm, LbState, MapOp, SyncReport, error_chain};
-use crate::{AyaMaps, EBPF_OBJECT, LbError, MapWriter, load_all_programs, tc};
+use crate::{AyaMaps, EBPF_OBJECT, LbError, MapWriter, attach_cgroup, load_all_programs, tc};
 use aya::maps::{HashMap as BpfHashMap, PerCpuArray};
 use aya::programs::links::FdLink;
-use aya::programs::{CgroupAttachMode, Program};
 use aya::{Ebpf, EbpfLoader};
 use ferry_model::DesiredState;
 use ferry_model::lb::{NodeContext, Scope};
@@ -247,39 +246,6 @@ fn read_map<K: aya::Pod, V: aya::Pod>(
     map.iter()
         .collect::<Result<_, _>>()
         .map_err(|e| crate::map_writer::map_error(name, "read", e))
-}
-
-fn attach_cgroup(
-    ebpf: &mut Ebpf,
-    program: &str,
-    cgroup: &std::fs::File,
-) -> Result<FdLink, LbError> {
-    let found = ebpf
-        .program_mut(program)
-        .ok_or_else(|| LbError::ProgramMissing {
-            program: program.to_owned(),
-        })?;
-    let Program::CgroupSockAddr(p) = found else {
-        return Err(LbError::ProgramMissing {
-            program: program.to_owned(),
-        });
-    };
-    let attach_error = |e| LbError::Program {
-        program: program.to_owned(),
-        action: "attach",
-        source: Box::new(e),
-    };
-    // With bpf_link (which aya uses on this kernel) cgroup attachments always stack with
-    // other programs and with the previous daemon's link while it is replaced; the kernel
-    // refuses explicit flags there, so the mode is the default.
-    let id = p
-        .attach(cgroup, CgroupAttachMode::Single)
-        .map_err(attach_error)?;
-    let link = p.take_link(id).map_err(attach_error)?;
-    FdLink::try_from(link).map_err(|e| LbError::PinPath {
-        path: PathBuf::from(program),
-        reason: format!("cgroup link is not a bpf_link: {e}"),
-    })
 }
 
 /// Pins `link` at `pin`. A link already pinned there (a previous daemon's) is replaced without

@@ -38,6 +38,15 @@ pub enum LbError {
         #[source]
         source: Box<ProgramError>,
     },
+    /// An attached program's link cannot be owned as a bpf_link (so it cannot be pinned).
+    #[error("BPF program {program}: its link is not a bpf_link")]
+    Link {
+        /// Program (function) name.
+        program: String,
+        /// aya's error.
+        #[source]
+        source: Box<aya::programs::links::LinkError>,
+    },
     /// The object has no map of this name.
     #[error("BPF map {map} not found in the object")]
     MapMissing {

@@ -4,7 +4,7 @@ use std::os::fd::AsFd;
 
 use aya::{
     Ebpf,
-    programs::{CgroupAttachMode, Program, cgroup_sock_addr::CgroupSockAddrLinkId},
+    programs::{CgroupAttachMode, Program, links::FdLink},
 };
 use tracing::debug;
 
@@ -53,15 +53,13 @@ pub fn load_all_programs(ebpf: &mut Ebpf) -> Result<Vec<String>, LbError> {
 }
 
 /// Attaches the loaded cgroup `sock_addr` program `program` (one of
-/// [`crate::common::programs::SOCKET_LB`]) to the cgroup v2 directory `cgroup`.
+/// [`crate::common::programs::SOCKET_LB`]) to the cgroup v2 directory `cgroup`, and returns
+/// the link: dropping it detaches the program, pinning it keeps it attached past this process.
 ///
-/// The link lives as long as `ebpf` (it is not pinned yet).
-pub fn attach_cgroup(
-    ebpf: &mut Ebpf,
-    program: &str,
-    cgroup: impl AsFd,
-    mode: CgroupAttachMode,
-) -> Result<CgroupSockAddrLinkId, LbError> {
+/// With bpf_link (which aya uses on kernels that have it) cgroup attachments always stack with
+/// other programs on the cgroup, including a previous daemon's link while it is replaced; the
+/// kernel refuses explicit attach flags there, so the mode is the default.
+pub fn attach_cgroup(ebpf: &mut Ebpf, program: &str, cgroup: impl AsFd) -> Result<FdLink, LbError> {
     let found = ebpf
         .program_mut(program)
         .ok_or_else(|| LbError::ProgramMissing {
@@ -74,13 +72,20 @@ pub fn attach_cgroup(
             expected: "cgroup sock_addr program",
         });
     };
-    let link = p.attach(cgroup, mode).map_err(|e| LbError::Program {
+    let attach_error = |e| LbError::Program {
         program: program.to_owned(),
         action: "attach",
         source: Box::new(e),
-    })?;
+    };
+    let id = p
+        .attach(cgroup, CgroupAttachMode::Single)
+        .map_err(attach_error)?;
+    let link = p.take_link(id).map_err(attach_error)?;
     debug!(program, "BPF program attached to cgroup");
-    Ok(link)
+    FdLink::try_from(link).map_err(|e| LbError::Link {
+        program: program.to_owned(),
+        source: Box::new(e),
+    })
 }
 
 #[cfg(test)]

@@ -16,7 +16,6 @@ use std::{
     time::Duration,
 };
 
-use aya::programs::CgroupAttachMode;
 use ferry_lb::{
     AyaMaps, Counters, MapWriter as _,
     common::{
@@ -52,10 +51,14 @@ fn socket_lb_translates_and_restores_addresses() {
     let mut ebpf = ferry_lb::load().unwrap_or_else(|e| panic!("{}", chain(&e)));
     ferry_lb::load_all_programs(&mut ebpf).unwrap_or_else(|e| panic!("{}", chain(&e)));
     let cgroup = File::open(sandbox.cgroup_dir()).expect("open cgroup dir");
-    for program in programs::SOCKET_LB {
-        ferry_lb::attach_cgroup(&mut ebpf, program, &cgroup, CgroupAttachMode::Single)
-            .unwrap_or_else(|e| panic!("{}", chain(&e)));
-    }
+    // Held to the end: dropping a link detaches its program.
+    let _links: Vec<_> = programs::SOCKET_LB
+        .iter()
+        .map(|program| {
+            ferry_lb::attach_cgroup(&mut ebpf, program, &cgroup)
+                .unwrap_or_else(|e| panic!("{}", chain(&e)))
+        })
+        .collect();
 
     let (tcp4, tcp6, udp4) = sandbox
         .in_netns(|| {
@@ -145,10 +148,14 @@ fn socket_lb_affinity_keeps_a_netns_on_one_backend() {
     let mut ebpf = ferry_lb::load().unwrap_or_else(|e| panic!("{}", chain(&e)));
     ferry_lb::load_all_programs(&mut ebpf).unwrap_or_else(|e| panic!("{}", chain(&e)));
     let cgroup = File::open(sandbox.cgroup_dir()).expect("open cgroup dir");
-    for program in programs::SOCKET_LB {
-        ferry_lb::attach_cgroup(&mut ebpf, program, &cgroup, CgroupAttachMode::Single)
-            .unwrap_or_else(|e| panic!("{}", chain(&e)));
-    }
+    // Held to the end: dropping a link detaches its program.
+    let _links: Vec<_> = programs::SOCKET_LB
+        .iter()
+        .map(|program| {
+            ferry_lb::attach_cgroup(&mut ebpf, program, &cgroup)
+                .unwrap_or_else(|e| panic!("{}", chain(&e)))
+        })
+        .collect();
     let (a, b) = sandbox
         .in_netns(|| {
             (

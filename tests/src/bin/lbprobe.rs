@@ -18,13 +18,9 @@ const TIMEOUT: Duration = Duration::from_secs(2);
 
 fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("--cgroup") && args.len() > 1 {
-        let dir = args.remove(1);
-        args.remove(0);
-        let procs = std::path::Path::new(&dir).join("cgroup.procs");
-        if let Err(e) = std::fs::write(&procs, std::process::id().to_string()) {
-            fail(&format!("joining {}: {e}", procs.display()), &e);
-        }
+    if let Err(e) = ferry_tests::join_cgroup_arg(&mut args) {
+        println!("error: cgroup: {e}");
+        std::process::exit(1);
     }
     let (mode, addr) = match args.as_slice() {
         [mode, addr, ..] => (mode.as_str(), addr.parse::<SocketAddr>()),

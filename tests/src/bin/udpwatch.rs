@@ -31,14 +31,9 @@ const TIMEOUT: Duration = Duration::from_secs(2);
 
 fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("--cgroup") && args.len() > 1 {
-        let dir = args.remove(1);
-        args.remove(0);
-        let procs = std::path::Path::new(&dir).join("cgroup.procs");
-        if let Err(e) = std::fs::write(&procs, std::process::id().to_string()) {
-            println!("error t=0 joining {}: {e}", procs.display());
-            std::process::exit(1);
-        }
+    if let Err(e) = ferry_tests::join_cgroup_arg(&mut args) {
+        println!("error t=0 {e}");
+        std::process::exit(1);
     }
     let (mode, addr, secs) = match args.as_slice() {
         [mode, addr, secs] => (
