@@ -5,6 +5,7 @@
 //! consume. Nothing here does I/O or needs a runtime: tests build objects by hand.
 
 mod cluster;
+pub mod dns;
 mod endpoints;
 mod ingress;
 mod key;
