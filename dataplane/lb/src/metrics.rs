@@ -125,13 +125,12 @@ impl LbMetrics {
         state: &LbState,
         capacity: &[(&'static str, u32)],
     ) {
-        self.sync_duration.observe(took.as_secs_f64());
         self.services.set(gauge(state.services()));
         self.frontends.set(gauge(state.frontends()));
         self.backend_slots.set(gauge(state.backend_slots()));
         self.sync_errors.inc_by(report.failed.len() as u64);
         self.map_operations.inc_by(report.ops as u64);
-        self.conflicts.set(gauge(report.conflicts.len()));
+        self.conflicts.set(gauge(state.conflicts()));
         let (socket, packet) = state.frontends_by_scope();
         for (map, entries) in [
             (maps::FRONTENDS, socket),
@@ -147,6 +146,8 @@ impl LbMetrics {
                 .get_or_create(&MapLabel { map })
                 .set(i64::from(*size));
         }
+        // Last: a scrape that sees this sync also sees its effects above.
+        self.sync_duration.observe(took.as_secs_f64());
     }
 
     /// Counts connected UDP sockets destroyed after their backend left.

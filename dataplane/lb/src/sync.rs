@@ -81,8 +81,6 @@ struct Wanted {
 
 #[derive(Debug, Clone)]
 struct Record {
-    /// The snapshot entry this was compiled from: unchanged while the `Arc` is the same.
-    source: Arc<ServiceState>,
     wants: HashMap<Slot, Wanted>,
 }
 
@@ -109,6 +107,14 @@ pub struct LbState {
     retry: BTreeSet<Slot>,
     /// `externalTrafficPolicy: Local` health checks of the compiled Services.
     health: BTreeMap<ObjectKey, HealthCheck>,
+    /// The snapshot of the last sync: the next one visits only what differs from it.
+    seen: DesiredState,
+    /// Frontends claimed by more than one Service.
+    conflicted: BTreeSet<Slot>,
+    /// Programmed frontends per owning Service, and those of socket scope: kept as they
+    /// change, so metrics cost nothing per sync.
+    owners: HashMap<ObjectKey, usize>,
+    socket_frontends: usize,
 }
 
 impl LbState {
@@ -161,7 +167,7 @@ impl LbState {
                 protocol,
                 value,
             };
-            state.programmed.insert((scope, key), programmed);
+            state.put_programmed((scope, key), programmed);
             // The first sync reconciles every adopted frontend, deleting the unwanted ones.
             state.retry.insert((scope, key));
         }
@@ -170,10 +176,45 @@ impl LbState {
         (state, garbage, stale_tables)
     }
 
+    /// Records a frontend as in the map; returns what it replaced.
+    fn put_programmed(&mut self, slot: Slot, programmed: Programmed) -> Option<Programmed> {
+        *self.owners.entry(programmed.owner.clone()).or_default() += 1;
+        let old = self.programmed.insert(slot, programmed);
+        match &old {
+            Some(old) => self.forget_owner(&old.owner.clone()),
+            None if slot.0 == Scope::Socket => self.socket_frontends += 1,
+            None => {}
+        }
+        old
+    }
+
+    /// Records a frontend as gone from the map.
+    fn take_programmed(&mut self, slot: &Slot) -> Option<Programmed> {
+        let old = self.programmed.remove(slot)?;
+        self.forget_owner(&old.owner);
+        if slot.0 == Scope::Socket {
+            self.socket_frontends -= 1;
+        }
+        Some(old)
+    }
+
+    fn forget_owner(&mut self, owner: &ObjectKey) {
+        if let Some(count) = self.owners.get_mut(owner) {
+            *count -= 1;
+            if *count == 0 {
+                self.owners.remove(owner);
+            }
+        }
+    }
+
+    /// Frontends claimed by more than one Service now.
+    pub fn conflicts(&self) -> usize {
+        self.conflicted.len()
+    }
+
     /// Services owning at least one programmed frontend.
     pub fn services(&self) -> usize {
-        let owners: BTreeSet<&ObjectKey> = self.programmed.values().map(|p| &p.owner).collect();
-        owners.len()
+        self.owners.len()
     }
 
     pub fn frontends(&self) -> usize {
@@ -187,12 +228,10 @@ impl LbState {
 
     /// Programmed frontends in `FRONTENDS` and in `EXT_FRONTENDS`.
     pub fn frontends_by_scope(&self) -> (usize, usize) {
-        let socket = self
-            .programmed
-            .keys()
-            .filter(|(s, _)| *s == Scope::Socket)
-            .count();
-        (socket, self.programmed.len() - socket)
+        (
+            self.socket_frontends,
+            self.programmed.len() - self.socket_frontends,
+        )
     }
 
     pub fn backend_slots(&self) -> usize {
@@ -211,25 +250,42 @@ impl LbState {
         let node_changed = *node != self.node;
         self.node = node.clone();
         let mut dirty: BTreeSet<Slot> = std::mem::take(&mut self.retry);
-        let gone: Vec<ObjectKey> = self
-            .services
-            .keys()
-            .filter(|k| !state.services.contains_key(*k))
-            .cloned()
-            .collect();
-        for key in gone {
-            report.services_changed += 1;
-            self.record(&key, None, &mut dirty);
-        }
-        for (key, entry) in &state.services {
-            let unchanged = !node_changed
-                && self
-                    .services
-                    .get(key)
-                    .is_some_and(|r| Arc::ptr_eq(&r.source, entry));
-            if !unchanged {
+        // Only what changed since the last sync; everything when this node's context moved.
+        let previous = if node_changed {
+            DesiredState::default()
+        } else {
+            std::mem::take(&mut self.seen)
+        };
+        if node_changed {
+            let gone: Vec<ObjectKey> = self
+                .services
+                .keys()
+                .filter(|k| !state.services.contains_key(*k))
+                .cloned()
+                .collect();
+            for key in gone {
                 report.services_changed += 1;
-                self.record(key, Some(entry), &mut dirty);
+                self.record(&key, None, &mut dirty);
+            }
+        }
+        for (key, entry) in state.service_changes(&previous) {
+            report.services_changed += 1;
+            self.record(key, entry, &mut dirty);
+        }
+        self.seen = state.clone();
+        for slot in &dirty {
+            match self.claims.get(slot).filter(|c| c.len() > 1) {
+                Some(claimants) => {
+                    self.conflicted.insert(*slot);
+                    for loser in claimants.iter().skip(1) {
+                        report
+                            .conflicts
+                            .push((loser.clone(), self.claimed_addr(slot)));
+                    }
+                }
+                None => {
+                    self.conflicted.remove(slot);
+                }
             }
         }
         for slot in dirty {
@@ -245,13 +301,6 @@ impl LbState {
                 );
                 report.failed.push((addr, error));
                 self.retry.insert(slot);
-            }
-        }
-        for (slot, claimants) in &self.claims {
-            for loser in claimants.iter().skip(1) {
-                report
-                    .conflicts
-                    .push((loser.clone(), self.claimed_addr(slot)));
             }
         }
         report
@@ -288,9 +337,8 @@ impl LbState {
             self.claims.entry(*slot).or_default().insert(key.clone());
             dirty.insert(*slot);
         }
-        if let Some(source) = entry {
-            let source = source.clone();
-            self.services.insert(key.clone(), Record { source, wants });
+        if entry.is_some() {
+            self.services.insert(key.clone(), Record { wants });
         }
     }
 
@@ -313,7 +361,7 @@ impl LbState {
             if let Some(current) = current {
                 apply(&MapOp::DeleteFrontend(scope, key))?;
                 report.ops += 1;
-                self.programmed.remove(&slot);
+                self.take_programmed(&slot);
                 self.note_stale(&current, &[], report);
                 self.sets.release(set_of(&current.value), apply, report)?;
             }
@@ -338,8 +386,9 @@ impl LbState {
             affinity_timeout_secs: wanted.affinity_timeout_secs,
         };
         if current.as_ref().is_some_and(|c| c.value == value) {
-            if let Some(c) = self.programmed.get_mut(&slot) {
+            if let Some(mut c) = self.take_programmed(&slot) {
                 c.owner = owner;
+                self.put_programmed(slot, c);
             }
             return Ok(());
         }
@@ -352,7 +401,7 @@ impl LbState {
             protocol: wanted.protocol,
             value,
         };
-        if let Some(old) = self.programmed.insert(slot, programmed) {
+        if let Some(old) = self.put_programmed(slot, programmed) {
             self.note_stale(&old, &wanted.backends, report);
             self.sets.release(set_of(&old.value), apply, report)?;
         }

@@ -1,6 +1,7 @@
 //! The compiled snapshot the engines consume.
 
 use crate::{Ingress, IngressClass, MergedEndpoint, Node, ObjectKey, Service, TlsSecret};
+use imbl::ordmap::DiffItem;
 use imbl::{OrdMap, OrdSet};
 use serde::{Serialize, Serializer};
 use std::sync::Arc;
@@ -57,6 +58,25 @@ impl DesiredState {
 
     pub fn service(&self, key: &ObjectKey) -> Option<&Service> {
         self.services.get(key).map(|s| &s.service)
+    }
+
+    /// The Services that differ from `previous`: each with its new entry, or `None` when it
+    /// was removed. Only the parts of the two maps that are not shared are visited, so for a
+    /// snapshot derived from `previous` this costs O(change · log n), not O(n).
+    pub fn service_changes<'a>(
+        &'a self,
+        previous: &'a DesiredState,
+    ) -> impl Iterator<Item = (&'a ObjectKey, Option<&'a Arc<ServiceState>>)> + 'a {
+        previous
+            .services
+            .diff(&self.services)
+            .map(|item| match item {
+                DiffItem::Add(key, entry) => (key, Some(entry)),
+                DiffItem::Update {
+                    new: (key, entry), ..
+                } => (key, Some(entry)),
+                DiffItem::Remove(key, _) => (key, None),
+            })
     }
 }
 

@@ -38,6 +38,8 @@ pub(super) struct BackendSets {
     next_id: u32,
     /// Last revision number handed out (global, so a recycled id never meets stale slots).
     revision: u32,
+    /// Slots over all revisions, kept as they change.
+    slot_count: usize,
 }
 
 impl Default for BackendSets {
@@ -48,6 +50,7 @@ impl Default for BackendSets {
             free_ids: Vec::new(),
             next_id: 1,
             revision: 0,
+            slot_count: 0,
         }
     }
 }
@@ -83,6 +86,9 @@ impl BackendSets {
                 maglev: tables.contains(&table_key(set)),
             });
             entry.refs += 1;
+            if entry.refs == 1 {
+                sets.slot_count += entry.layout.len();
+            }
             sets.next_id = sets.next_id.max(set.0.saturating_add(1));
             sets.revision = sets.revision.max(set.1);
         }
@@ -113,7 +119,7 @@ impl BackendSets {
     }
 
     pub fn slots(&self) -> usize {
-        self.revisions.values().map(|r| r.layout.len()).sum()
+        self.slot_count
     }
 
     /// The set `key` serves `backends` with (with a Maglev table if `maglev`): its current
@@ -158,6 +164,7 @@ impl BackendSets {
             return Err(error);
         }
         self.revision = revision;
+        self.slot_count += layout.len();
         let written = Revision {
             layout,
             refs: 0,
@@ -211,7 +218,9 @@ impl BackendSets {
             apply(&MapOp::DeleteBackend(slot_key(set.0, set.1, slot)))?;
             report.ops += 1;
         }
-        self.revisions.remove(&set);
+        if let Some(removed) = self.revisions.remove(&set) {
+            self.slot_count -= removed.layout.len();
+        }
         self.current.retain(|_, current| *current != set);
         let id_in_use = self.revisions.keys().any(|(id, _)| *id == set.0)
             || self.current.values().any(|(id, _)| *id == set.0);

@@ -61,9 +61,17 @@ enum Contributor {
 #[derive(Debug)]
 pub struct DnsBuilder {
     table: DnsTable,
-    services: HashMap<ObjectKey, (Arc<ServiceState>, Vec<String>)>,
+    /// The names each Service contributes.
+    services: HashMap<ObjectKey, Vec<String>>,
     contributions: HashMap<String, BTreeMap<Contributor, Records>>,
+    /// Namespaces with names in the zone: Namespace objects and those holding Services.
     namespaces: BTreeSet<String>,
+    /// Services per namespace.
+    services_in: HashMap<String, usize>,
+    /// The snapshot of the last update: the next one visits only what differs from it.
+    seen: DesiredState,
+    /// Whether the current update changed any name.
+    dirty: bool,
 }
 
 impl DnsBuilder {
@@ -81,6 +89,9 @@ impl DnsBuilder {
             services: HashMap::new(),
             contributions: HashMap::new(),
             namespaces: BTreeSet::new(),
+            services_in: HashMap::new(),
+            seen: DesiredState::default(),
+            dirty: false,
         };
         let version = Records {
             txt: vec![SCHEMA_VERSION.to_string()],
@@ -102,31 +113,19 @@ impl DnsBuilder {
     }
 
     /// Brings the table to `state`; true when anything changed (the serial then moved on).
+    /// Visits only the Services that differ from the previous update's snapshot.
     pub fn update(&mut self, state: &DesiredState) -> bool {
-        let before = self.table.clone();
-        let gone: Vec<ObjectKey> = self
-            .services
-            .keys()
-            .filter(|k| !state.services.contains_key(*k))
-            .cloned()
-            .collect();
-        for key in gone {
-            self.replace_service(&key, None);
+        self.dirty = false;
+        let previous = std::mem::take(&mut self.seen);
+        for (key, entry) in state.service_changes(&previous) {
+            self.replace_service(key, entry);
         }
-        for (key, entry) in &state.services {
-            let unchanged = self
-                .services
-                .get(key)
-                .is_some_and(|(source, _)| Arc::ptr_eq(source, entry));
-            if !unchanged {
-                self.replace_service(key, Some(entry));
-            }
-        }
+        self.seen = state.clone();
         let namespaces: BTreeSet<String> = state
             .namespaces
             .iter()
+            .chain(self.services_in.keys())
             .cloned()
-            .chain(state.services.keys().map(|k| k.namespace.clone()))
             .collect();
         let zone = self.table.zone.clone();
         for ns in self
@@ -149,18 +148,23 @@ impl DnsBuilder {
             }
         }
         self.namespaces = namespaces;
-        let changed = self.table.names != before.names || self.table.exists != before.exists;
-        if changed {
+        if self.dirty {
             self.table.serial = self.table.serial.wrapping_add(1);
         }
-        changed
+        self.dirty
     }
 
     fn replace_service(&mut self, key: &ObjectKey, entry: Option<&Arc<ServiceState>>) {
         let contributor = Contributor::Service(key.clone());
-        if let Some((_, names)) = self.services.remove(key) {
+        if let Some(names) = self.services.remove(key) {
             for name in names {
                 self.set(name, contributor.clone(), None);
+            }
+            if let Some(count) = self.services_in.get_mut(&key.namespace) {
+                *count -= 1;
+                if *count == 0 {
+                    self.services_in.remove(&key.namespace);
+                }
             }
         }
         if let Some(entry) = entry {
@@ -169,7 +173,8 @@ impl DnsBuilder {
             for (name, records) in compiled {
                 self.set(name, contributor.clone(), Some(records));
             }
-            self.services.insert(key.clone(), (entry.clone(), names));
+            self.services.insert(key.clone(), names);
+            *self.services_in.entry(key.namespace.clone()).or_default() += 1;
         }
     }
 
@@ -187,7 +192,7 @@ impl DnsBuilder {
         }
         if by.is_empty() {
             self.contributions.remove(&name);
-            self.table.names.remove(&name);
+            self.dirty |= self.table.names.remove(&name).is_some();
             if existed {
                 self.count_ancestors(&name, false);
             }
@@ -198,6 +203,15 @@ impl DnsBuilder {
             merged.merge(records);
         }
         merged.normalize();
+        if self
+            .table
+            .names
+            .get(&name)
+            .is_some_and(|old| **old == merged)
+        {
+            return;
+        }
+        self.dirty = true;
         self.table.names.insert(name.clone(), Arc::new(merged));
         if !existed {
             self.count_ancestors(&name, true);
