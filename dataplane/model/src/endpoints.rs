@@ -4,6 +4,7 @@ use crate::{AddressFamily, ObjectKey, Protocol};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// Endpoint conditions with the API defaults applied (ready/serving nil = true, terminating nil = false).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -72,8 +73,9 @@ impl EndpointSlice {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct MergedEndpoint {
     pub address: IpAddr,
-    /// Port name -> (protocol, port): the slice's resolved target ports for this address.
-    pub ports: BTreeMap<String, (Protocol, u16)>,
+    /// Port name -> (protocol, port): the slice's resolved target ports for this address,
+    /// shared by every endpoint of the slice.
+    pub ports: Arc<BTreeMap<String, (Protocol, u16)>>,
     pub conditions: EndpointConditions,
     pub hostname: Option<String>,
     pub node_name: Option<String>,
@@ -94,11 +96,13 @@ pub fn merge_slices<'a>(
     sorted.sort_by(|a, b| a.key.cmp(&b.key));
     let mut merged: BTreeMap<IpAddr, MergedEndpoint> = BTreeMap::new();
     for slice in sorted {
-        let ports: BTreeMap<String, (Protocol, u16)> = slice
-            .ports
-            .iter()
-            .filter_map(|p| p.port.map(|port| (p.name.clone(), (p.protocol, port))))
-            .collect();
+        let ports: Arc<BTreeMap<String, (Protocol, u16)>> = Arc::new(
+            slice
+                .ports
+                .iter()
+                .filter_map(|p| p.port.map(|port| (p.name.clone(), (p.protocol, port))))
+                .collect(),
+        );
         for endpoint in &slice.endpoints {
             for &address in &endpoint.addresses {
                 if AddressFamily::of(&address) != slice.address_type {
@@ -127,19 +131,21 @@ pub fn merge_slices<'a>(
 }
 
 fn merge_into(existing: &mut MergedEndpoint, candidate: MergedEndpoint) {
-    let mut ports = std::mem::take(&mut existing.ports);
+    let first = existing.ports.clone();
+    let second = candidate.ports.clone();
     if candidate.conditions.rank() > existing.conditions.rank() {
         *existing = candidate;
-        // Ports seen first (lower slice name) still win a name clash.
-        for (name, port) in std::mem::take(&mut existing.ports) {
-            ports.entry(name).or_insert(port);
-        }
-    } else {
-        for (name, port) in candidate.ports {
-            ports.entry(name).or_insert(port);
-        }
     }
-    existing.ports = ports;
+    // Ports seen first (lower slice name) still win a name clash.
+    if !Arc::ptr_eq(&first, &second) && !second.keys().all(|k| first.contains_key(k)) {
+        let mut ports = (*first).clone();
+        for (name, port) in second.iter() {
+            ports.entry(name.clone()).or_insert(*port);
+        }
+        existing.ports = Arc::new(ports);
+    } else {
+        existing.ports = first;
+    }
 }
 
 #[cfg(test)]

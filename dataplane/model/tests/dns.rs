@@ -31,7 +31,8 @@ fn endpoint(
         ports: ports
             .iter()
             .map(|(n, p)| (n.to_string(), (Protocol::Tcp, *p)))
-            .collect::<BTreeMap<_, _>>(),
+            .collect::<BTreeMap<_, _>>()
+            .into(),
         conditions: EndpointConditions {
             ready,
             serving: ready,

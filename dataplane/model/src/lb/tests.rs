@@ -59,7 +59,7 @@ impl Ep {
     fn merged(&self) -> MergedEndpoint {
         MergedEndpoint {
             address: IpAddr::V4(Ipv4Addr::new(10, 0, 0, self.n)),
-            ports: BTreeMap::from([("http".into(), (Protocol::Tcp, 8080))]),
+            ports: BTreeMap::from([("http".into(), (Protocol::Tcp, 8080))]).into(),
             conditions: EndpointConditions {
                 ready: self.ready,
                 serving: self.serving,
@@ -211,11 +211,11 @@ fn categorize_endpoints_like_kube_proxy() {
 fn named_target_ports_resolve_per_endpoint() {
     let svc = service();
     let mut a = ep(1, NODE).merged();
-    a.ports = BTreeMap::from([("http".into(), (Protocol::Tcp, 9001))]);
+    a.ports = BTreeMap::from([("http".into(), (Protocol::Tcp, 9001))]).into();
     let mut b = ep(2, NODE).merged();
-    b.ports = BTreeMap::from([("http".into(), (Protocol::Tcp, 9002))]);
+    b.ports = BTreeMap::from([("http".into(), (Protocol::Tcp, 9002))]).into();
     let mut other = ep(3, NODE).merged();
-    other.ports = BTreeMap::from([("metrics".into(), (Protocol::Tcp, 9100))]);
+    other.ports = BTreeMap::from([("metrics".into(), (Protocol::Tcp, 9100))]).into();
     let got = categorize(
         &[a, b, other],
         &svc,
