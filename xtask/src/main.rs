@@ -6,8 +6,11 @@
 //!   end-to-end), then the demo's own smoke run.
 //! * `demo [--smoke]`: the daemon on `examples/demo` in a network namespace of its own, with
 //!   lines to try; `--smoke` runs those lines and exits.
+//! * `bench lb [options]`: ferry against kube-proxy's iptables and nftables rule shapes
+//!   (sync time, connection rate and latency, memory); writes `docs/bench/lb.md` and `lb.png`.
 
 mod backend;
+mod bench;
 mod demo;
 mod shell;
 
@@ -22,11 +25,16 @@ fn main() -> anyhow::Result<()> {
         ["demo"] => demo::run(false),
         ["demo", "--smoke"] => demo::run(true),
         ["backend", addr, name] => backend::serve(addr, name),
+        ["bench", "lb", rest @ ..] => bench::lb(rest),
         _ => bail!(
-            "usage: cargo xtask <setup | test | demo [--smoke]>\n\
+            "usage: cargo xtask <setup | test | demo [--smoke] | bench lb [options]>\n\
              \x20 setup          install what builds and tests need (idempotent)\n\
              \x20 test           setup, then every test tier\n\
-             \x20 demo           run ferry on examples/demo and print lines to try"
+             \x20 demo           run ferry on examples/demo and print lines to try\n\
+             \x20 bench lb       benchmark ferry against iptables and nftables (docs/bench/lb.md);\n\
+             \x20                [--sizes 100,1000,10000] [--rounds 3] [--duration 5] [--threads 1]\n\
+             \x20                [--impls direct,ferry,iptables,nftables] [--iptables legacy|nft]\n\
+             \x20                [--ferry BIN] [--out DIR]"
         ),
     }
 }

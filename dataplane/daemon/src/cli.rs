@@ -50,6 +50,20 @@ pub struct RunArgs {
     /// Serve DNS on this address, UDP and TCP (repeatable).
     #[arg(long, value_name = "ADDR")]
     pub dns_listen: Vec<String>,
+    /// TTL of cluster DNS records and of negative answers, 0 to 3600 (default 30).
+    #[arg(long, value_name = "SECONDS")]
+    pub dns_ttl: Option<String>,
+    /// Pod names `a-b-c-d.<ns>.pod.<zone>`: `insecure` (default) or `disabled`.
+    #[arg(long, value_name = "MODE")]
+    pub dns_pods: Option<String>,
+    /// Upstream DNS server for names outside the cluster, IP or IP:PORT (repeatable;
+    /// default: the nameservers of /etc/resolv.conf).
+    #[arg(long = "dns-upstream", value_name = "ADDR")]
+    pub dns_upstreams: Vec<String>,
+    /// Clients whose other names are forwarded, as a CIDR (repeatable; default: loopback and
+    /// private ranges); others get REFUSED for them.
+    #[arg(long = "dns-allow", value_name = "CIDR")]
+    pub dns_allow: Vec<String>,
     /// The cluster DNS domain (default cluster.local).
     #[arg(long, value_name = "DOMAIN")]
     pub cluster_domain: Option<String>,

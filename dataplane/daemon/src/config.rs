@@ -46,6 +46,10 @@ struct LbSection {
 struct DnsSection {
     enabled: Option<bool>,
     listen: Option<Vec<String>>,
+    ttl: Option<u32>,
+    pods: Option<String>,
+    upstreams: Option<Vec<String>>,
+    allow: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -183,16 +187,7 @@ impl Config {
             .then(|| lb_settings(args, file.lb, node_ip))
             .transpose()?;
         let dns = enabled(args.no_dns, file.dns.enabled)
-            .then(|| -> Result<_, ConfigError> {
-                let listen = pick_list(&args.dns_listen, file.dns.listen);
-                Ok(ferry_dns::DnsConfig {
-                    listen: listen
-                        .iter()
-                        .map(|a| socket_addr("--dns-listen", a))
-                        .collect::<Result<_, _>>()?,
-                    cluster_domain: cluster_domain.clone(),
-                })
-            })
+            .then(|| dns_config(args, file.dns, &cluster_domain))
             .transpose()?;
         let ingress = enabled(args.no_ingress, file.ingress.enabled)
             .then(|| -> Result<_, ConfigError> {
@@ -340,6 +335,78 @@ fn lb_settings(
         },
         cleanup_on_exit: args.lb_cleanup || file.cleanup.unwrap_or(false),
     })
+}
+
+fn dns_config(
+    args: &RunArgs,
+    file: DnsSection,
+    cluster_domain: &str,
+) -> Result<ferry_dns::DnsConfig, ConfigError> {
+    let listen = pick_list(&args.dns_listen, file.listen)
+        .iter()
+        .map(|a| socket_addr("--dns-listen", a))
+        .collect::<Result<_, _>>()?;
+    let mut config = ferry_dns::DnsConfig::new(listen, cluster_domain);
+    let ttl =
+        match &args.dns_ttl {
+            Some(text) => Some(text.parse::<u32>().map_err(|_| {
+                invalid("--dns-ttl", format!("{text:?} is not a number of seconds"))
+            })?),
+            None => file.ttl,
+        };
+    if let Some(ttl) = ttl {
+        if ttl > ferry_dns::DnsConfig::MAX_TTL {
+            return Err(invalid(
+                "--dns-ttl",
+                format!("{ttl} is above {}", ferry_dns::DnsConfig::MAX_TTL),
+            ));
+        }
+        config.ttl = ttl;
+    }
+    if let Some(mode) = args.dns_pods.as_deref().or(file.pods.as_deref()) {
+        config.pods = mode.parse().map_err(|e| invalid("--dns-pods", e))?;
+    }
+    config.upstreams = pick_list(&args.dns_upstreams, file.upstreams)
+        .iter()
+        .map(|a| dns_upstream(a))
+        .collect::<Result<_, _>>()?;
+    if let Some(upstream) = config.upstreams.iter().find(|u| config.listen.contains(u)) {
+        return Err(invalid(
+            "--dns-upstream",
+            format!("{upstream} is a --dns-listen address: queries would loop"),
+        ));
+    }
+    let allow = pick_list(&args.dns_allow, file.allow);
+    if !allow.is_empty() {
+        config.allow = allow
+            .iter()
+            .map(|net| cidr("--dns-allow", net))
+            .collect::<Result<_, _>>()?;
+    }
+    Ok(config)
+}
+
+/// `IP` (port 53) or `IP:PORT` / `[IPv6]:PORT`.
+fn dns_upstream(value: &str) -> Result<SocketAddr, ConfigError> {
+    if let Ok(ip) = value.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, 53));
+    }
+    value.parse().map_err(|_| {
+        invalid(
+            "--dns-upstream",
+            format!("{value:?} is not an address (IP, IP:PORT or [IPv6]:PORT)"),
+        )
+    })
+}
+
+/// `ADDR/LEN`, or a bare address for itself alone.
+fn cidr(setting: &'static str, value: &str) -> Result<ferry_dns::IpNet, ConfigError> {
+    if let Ok(ip) = value.parse::<IpAddr>() {
+        return Ok(ip.into());
+    }
+    value
+        .parse()
+        .map_err(|_| invalid(setting, format!("{value:?} is not a CIDR (ADDR/LEN)")))
 }
 
 /// A `--no-x` flag wins; else the file's `enabled`; else on.

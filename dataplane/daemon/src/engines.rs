@@ -5,10 +5,11 @@ use crate::healthcheck::HealthChecks;
 use crate::pipeline::Snapshot;
 use crate::readiness::Readiness;
 use anyhow::Context;
-use ferry_dns::{DnsConfig, DnsEngine};
+use ferry_dns::{DnsConfig, DnsMetrics, DnsServer};
 use ferry_ingress::{IngressConfig, IngressEngine};
 use ferry_lb::{LbEngine, LbMetrics};
 use ferry_model::DesiredState;
+use ferry_model::dns::DnsBuilder;
 use ferry_model::lb::NodeContext;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -39,8 +40,9 @@ async fn follow(
     }
 }
 
-/// The running LB: a thread that programs the maps for every snapshot (map updates are
-/// syscalls, kept off the async workers), and what it needs at shutdown.
+/// The running LB: a thread that programs the maps for every snapshot and runs the engine's
+/// housekeeping between them (map updates are syscalls, kept off the async workers), and what
+/// it needs at shutdown.
 #[derive(Debug)]
 pub struct LbHandle {
     thread: std::thread::JoinHandle<()>,
@@ -87,6 +89,7 @@ pub fn start_lb(
     let thread = std::thread::Builder::new()
         .name("ferry-lb".into())
         .spawn(move || {
+            let mut maintenance = tokio::time::Instant::now() + LbEngine::MAINTENANCE_INTERVAL;
             loop {
                 let snapshot = snapshots.borrow_and_update().clone();
                 if let Some(state) = snapshot {
@@ -96,14 +99,24 @@ pub fn start_lb(
                     health.publish(engine.state().health_checks());
                     readiness.set_ready(LB);
                 }
-                let next = runtime.block_on(async {
-                    tokio::select! {
-                        changed = snapshots.changed() => changed.is_ok(),
-                        () = shutdown.cancelled() => false,
+                // Wait for the next snapshot, doing the engine's housekeeping meanwhile.
+                loop {
+                    let next = runtime.block_on(async {
+                        tokio::select! {
+                            changed = snapshots.changed() => Some(changed.is_ok()),
+                            () = shutdown.cancelled() => Some(false),
+                            () = tokio::time::sleep_until(maintenance) => None,
+                        }
+                    });
+                    match next {
+                        Some(true) => break,
+                        Some(false) => return,
+                        None => {
+                            engine.maintain();
+                            maintenance =
+                                tokio::time::Instant::now() + LbEngine::MAINTENANCE_INTERVAL;
+                        }
                     }
-                });
-                if !next {
-                    return;
                 }
             }
         })
@@ -124,18 +137,38 @@ fn log_report(report: &ferry_lb::SyncReport) {
     }
 }
 
-pub fn start_dns(
+/// Binds the DNS listeners before anything is served (a taken port stops the daemon at
+/// start), then compiles every snapshot into the zone table and publishes it: `dns` is ready
+/// once the listeners are bound and the first table is served. The task owns the server;
+/// aborting it closes the listeners.
+pub async fn start_dns(
     config: DnsConfig,
     snapshots: watch::Receiver<Snapshot>,
     readiness: Readiness,
-) -> JoinHandle<()> {
-    if !config.listen.is_empty() {
-        tracing::warn!(listen = ?config.listen, "dns: serving is not implemented yet; not listening");
+    metrics: DnsMetrics,
+) -> anyhow::Result<JoinHandle<()>> {
+    if config.listen.is_empty() {
+        tracing::info!("dns: no --dns-listen address; cluster DNS is not served");
+        return Ok(tokio::spawn(follow(snapshots, readiness, DNS, |_| {})));
     }
-    let mut engine = DnsEngine::new(config);
-    tokio::spawn(follow(snapshots, readiness, DNS, move |state| {
-        engine.update(state);
-    }))
+    // The SOA serial starts at the clock, so it grows across restarts.
+    let serial = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |since| {
+            u32::try_from(since.as_secs()).unwrap_or(u32::MAX)
+        });
+    let mut builder = DnsBuilder::new(&config.cluster_domain, serial);
+    let server = DnsServer::start(config, metrics).await?;
+    Ok(tokio::spawn(follow(
+        snapshots,
+        readiness,
+        DNS,
+        move |state| {
+            if builder.update(&state) || !server.is_serving() {
+                server.publish(builder.table());
+            }
+        },
+    )))
 }
 
 pub fn start_ingress(

@@ -7,6 +7,7 @@ use crate::healthcheck;
 use crate::pipeline::{self, ModelMetrics};
 use crate::readiness::Readiness;
 use anyhow::Context;
+use ferry_dns::DnsMetrics;
 use ferry_k8s::K8sMetrics;
 use ferry_lb::LbMetrics;
 use prometheus_client::registry::Registry;
@@ -43,6 +44,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let k8s_metrics = K8sMetrics::register(registry.sub_registry_with_prefix("ferry_k8s"));
     let model_metrics = ModelMetrics::register(registry.sub_registry_with_prefix("ferry"));
     let lb_metrics = LbMetrics::register(registry.sub_registry_with_prefix("ferry_lb"));
+    let dns_metrics = DnsMetrics::register(registry.sub_registry_with_prefix("ferry_dns"));
 
     let admin_listener = TcpListener::bind(config.admin_listen)
         .await
@@ -76,11 +78,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         )?);
     }
     if let Some(dns) = config.dns {
-        tasks.push(engines::start_dns(
-            dns,
-            snapshot_rx.clone(),
-            readiness.clone(),
-        ));
+        tasks.push(
+            engines::start_dns(dns, snapshot_rx.clone(), readiness.clone(), dns_metrics).await?,
+        );
     }
     if let Some(ingress) = config.ingress {
         tasks.push(engines::start_ingress(

@@ -2,14 +2,18 @@
 //! links (replacing a previous daemon's without a gap), and keeps the maps in sync with each
 //! snapshot.
 
+mod layouts;
+
 use crate::common::{
-    Backend, BackendSlotKey, Frontend, FrontendKey, IPPROTO_UDP, MaglevKey, MaglevTable, NodeAddrs,
-    maps, programs,
+    Backend, BackendSlotKey, CtConfig, Frontend, FrontendKey, IPPROTO_UDP, MaglevKey, MaglevTable,
+    NodeAddrs, maps, programs,
 };
 use crate::metrics::LbMetrics;
 use crate::pin::PinLayout;
 use crate::sync::{Algorithm, LbState, MapOp, SyncReport, error_chain};
-use crate::{AyaMaps, EBPF_OBJECT, LbError, MapWriter, attach_cgroup, load_all_programs, tc};
+use crate::{
+    AyaMaps, CtSweeper, EBPF_OBJECT, LbError, MapWriter, attach_cgroup, load_all_programs, tc,
+};
 use aya::maps::{HashMap as BpfHashMap, PerCpuArray};
 use aya::programs::links::FdLink;
 use aya::{Ebpf, EbpfLoader};
@@ -17,7 +21,7 @@ use ferry_model::DesiredState;
 use ferry_model::lb::{NodeContext, Scope};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Settings of the LB engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +53,7 @@ pub struct LbEngine {
     state: LbState,
     node_ips: Vec<IpAddr>,
     capacity: [(&'static str, u32); 3],
+    sweeper: CtSweeper,
 }
 
 impl LbEngine {
@@ -66,6 +71,7 @@ impl LbEngine {
         }
         let pins = PinLayout::new(&config.pin_root);
         pins.create()?;
+        layouts::retire_incompatible_pins(&pins);
         let map_paths: Vec<(&str, PathBuf)> = maps::ALL.iter().map(|m| (*m, pins.map(m))).collect();
         let mut loader = EbpfLoader::new();
         for (name, path) in &map_paths {
@@ -96,6 +102,8 @@ impl LbEngine {
             maps.delete_maglev(table)?;
         }
         maps.put_node_addrs(&node_addrs(&node.ips))?;
+        // The production lifetimes and SNAT pool (all zero: the defaults).
+        crate::configure_conntrack(&mut ebpf, &CtConfig::default())?;
 
         let cgroup = std::fs::File::open(&config.cgroup).map_err(|e| LbError::PinPath {
             path: config.cgroup.clone(),
@@ -137,6 +145,7 @@ impl LbEngine {
                 (maps::EXT_FRONTENDS, config.max_frontends),
                 (maps::BACKENDS, config.max_backends),
             ],
+            sweeper: CtSweeper::default(),
         })
     }
 
@@ -173,6 +182,26 @@ impl LbEngine {
 
     pub fn state(&self) -> &LbState {
         &self.state
+    }
+
+    /// How often the caller should run [`Self::maintain`].
+    pub const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(10);
+
+    /// Periodic housekeeping, between syncs: one bounded sweep of the tc flow table (expired
+    /// flows are removed). Returns how many entries were removed.
+    pub fn maintain(&mut self) -> usize {
+        match self.sweeper.sweep(&mut self.ebpf, crate::conntrack_now()) {
+            Ok(removed) => {
+                if removed > 0 {
+                    tracing::debug!(removed, "lb: expired flows swept");
+                }
+                removed
+            }
+            Err(error) => {
+                tracing::warn!(error = %error_chain(&error), "lb: sweeping expired flows failed");
+                0
+            }
+        }
     }
 }
 

@@ -7,6 +7,9 @@
 //!   interface; [`Counters`]: the BPF counters.
 //! * [`MapWriter`]: the narrow seam through which the sync logic programs frontends and
 //!   backends; [`AyaMaps`] writes the kernel maps, [`FakeMaps`] records in memory for tests.
+//! * [`forget_flows_to`], [`CtSweeper`], [`configure_conntrack`]: the tc path's flow table
+//!   (removing a backend's flows, sweeping expired ones, lifetimes and SNAT pool size).
+//! * [`maglev_table`]: the Maglev lookup table of a backend set (`--lb-algorithm maglev`).
 //! * [`destroy_translated_udp`]: aborts connected UDP sockets, in every network namespace,
 //!   whose backend left its Service.
 //!
@@ -26,11 +29,12 @@ mod stats;
 mod sync;
 mod tc;
 
-pub use conntrack::forget_flows_to;
+pub use conntrack::{CtSweeper, configure_conntrack, conntrack_now, forget_flows_to};
 pub use engine::{LbConfig, LbEngine, cleanup};
 pub use error::LbError;
 pub use ferry_ebpf_common as common;
 pub use load::{attach_cgroup, load, load_all_programs, load_object};
+pub use maglev::table as maglev_table;
 pub use map_writer::{AyaMaps, FakeMaps, MapWriter};
 pub use metrics::LbMetrics;
 pub use pin::DEFAULT_PIN_ROOT;

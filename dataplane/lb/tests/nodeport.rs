@@ -3,6 +3,8 @@
 //! whose external interface `n0` carries the programs, and reaches a local pod or a remote
 //! node. Checksum offload is off everywhere, so a wrong checksum fix-up shows up as a dropped
 //! packet (a timeout) and as `InCsumErrors`. Needs root (see `ferry_tests::privileged`).
+//!
+//! Flow lifetimes and SNAT port reuse are in [`conntrack`], Maglev picks in [`maglev`].
 
 use std::{
     io::{self, Read as _},
@@ -25,6 +27,11 @@ use ferry_tests::{
     privileged::{chain, require_bpf},
     topology::{CLIENT_V4, CLIENT_V6, NODE_V4, NODE_V6, Ns, Offload, Topology},
 };
+
+#[path = "nodeport/conntrack.rs"]
+mod conntrack;
+#[path = "nodeport/maglev.rs"]
+mod maglev;
 
 /// How long a client waits for an answer that should come.
 const TIMEOUT: Duration = Duration::from_secs(3);

@@ -27,6 +27,7 @@
 //! | `AFFINITY` (LRU) | [`AffinityKey`] | [`AffinityValue`] | BPF (socket LB and tc) |
 //! | `CT_FWD` (LRU) | [`CtKey`] | [`CtForward`] | BPF (tc) |
 //! | `CT_REV` (LRU) | [`CtKey`] | [`CtReverse`] | BPF (tc) |
+//! | `CT_CONFIG` (array, 1) | `u32` index 0 | [`CtConfig`] | userspace (zero: defaults) |
 //! | `MAGLEV` | [`MaglevKey`] | [`MaglevTable`] | userspace (`--lb-algorithm maglev`) |
 //! | `STATS` (per-CPU array) | `u32` index ([`stats`]) | `u64` | BPF |
 #![cfg_attr(not(test), no_std)]
@@ -48,7 +49,7 @@ pub mod stats;
 pub use addr::{AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP};
 pub use affinity::{AFFINITY_SCOPE_PACKET, AFFINITY_SCOPE_SOCKET, AffinityKey, AffinityValue};
 pub use backend::{BACKEND_FLAG_REMOTE, Backend, BackendSlotKey};
-pub use conntrack::{CT_FLAG_SNAT, CtForward, CtKey, CtReverse};
+pub use conntrack::{CT_FLAG_SNAT, CtConfig, CtForward, CtKey, CtReverse};
 pub use frontend::{
     AFFINITY_DEFAULT_TIMEOUT_SECS, FRONTEND_FLAG_AFFINITY, FRONTEND_FLAG_PRESERVE_CLIENT, Frontend,
     FrontendKey,

@@ -22,6 +22,9 @@ pub const AFFINITY: &str = "AFFINITY";
 pub const CT_FWD: &str = "CT_FWD";
 /// [`crate::CtKey`] → [`crate::CtReverse`], LRU hash map. Written by BPF.
 pub const CT_REV: &str = "CT_REV";
+/// Index 0 → [`crate::CtConfig`], array of one: conntrack lifetimes and the SNAT port pool.
+/// Written by userspace; all zero means the defaults.
+pub const CT_CONFIG: &str = "CT_CONFIG";
 /// [`crate::MaglevKey`] → [`crate::MaglevTable`], hash map (not preallocated). Written by
 /// userspace for packet-scope backend sets under `--lb-algorithm maglev`.
 pub const MAGLEV: &str = "MAGLEV";
@@ -29,7 +32,7 @@ pub const MAGLEV: &str = "MAGLEV";
 pub const STATS: &str = "STATS";
 
 /// Every map the object defines.
-pub const ALL: [&str; 10] = [
+pub const ALL: [&str; 11] = [
     FRONTENDS,
     EXT_FRONTENDS,
     BACKENDS,
@@ -38,6 +41,7 @@ pub const ALL: [&str; 10] = [
     AFFINITY,
     CT_FWD,
     CT_REV,
+    CT_CONFIG,
     MAGLEV,
     STATS,
 ];

@@ -5,8 +5,8 @@
 )]
 
 use crate::{
-    AffinityKey, AffinityValue, Backend, BackendSlotKey, CtForward, CtKey, CtReverse, Frontend,
-    FrontendKey, MaglevKey, MaglevTable, NodeAddrs, RevNatKey, RevNatValue,
+    AffinityKey, AffinityValue, Backend, BackendSlotKey, CtConfig, CtForward, CtKey, CtReverse,
+    Frontend, FrontendKey, MaglevKey, MaglevTable, NodeAddrs, RevNatKey, RevNatValue,
 };
 
 // SAFETY: each type is `#[repr(C)]`, `Copy`, made only of integers and integer arrays, and has
@@ -35,6 +35,8 @@ unsafe impl aya::Pod for CtKey {}
 unsafe impl aya::Pod for CtForward {}
 // SAFETY: as above.
 unsafe impl aya::Pod for CtReverse {}
+// SAFETY: as above.
+unsafe impl aya::Pod for CtConfig {}
 // SAFETY: as above.
 unsafe impl aya::Pod for MaglevKey {}
 // SAFETY: as above.

@@ -19,9 +19,13 @@ pub const AFFINITY_HITS: u32 = 5;
 pub const SNAT_FAILED: u32 = 6;
 /// tc packets dropped because the FIB lookup for a redirect failed.
 pub const REDIRECT_FAILED: u32 = 7;
+/// tc conntrack flows found dead (past their lifetime, or a closing TCP flow reopened by a SYN)
+/// and reclaimed by the datapath: by a new packet of the flow, or by a new masqueraded flow
+/// taking over the SNAT port. Userspace sweeps are not counted here.
+pub const CT_EXPIRED: u32 = 8;
 
 /// Number of counters (the map's `max_entries`).
-pub const COUNT: u32 = 8;
+pub const COUNT: u32 = 9;
 
 /// Names of the counters, by index.
 pub const NAMES: [&str; COUNT as usize] = [
@@ -33,4 +37,5 @@ pub const NAMES: [&str; COUNT as usize] = [
     "affinity_hits",
     "snat_failed",
     "redirect_failed",
+    "ct_expired",
 ];

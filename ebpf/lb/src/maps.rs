@@ -6,8 +6,8 @@ use aya_ebpf::{
     macros::btf_map,
 };
 use ferry_ebpf_common::{
-    AffinityKey, AffinityValue, Backend, BackendSlotKey, CtForward, CtKey, CtReverse, Frontend,
-    FrontendKey, MaglevKey, MaglevTable, NodeAddrs, RevNatKey, RevNatValue,
+    AffinityKey, AffinityValue, Backend, BackendSlotKey, CtConfig, CtForward, CtKey, CtReverse,
+    Frontend, FrontendKey, MaglevKey, MaglevTable, NodeAddrs, RevNatKey, RevNatValue,
     maps::{
         AFFINITY_MAX_ENTRIES, BACKENDS_MAX_ENTRIES, CT_MAX_ENTRIES, EXT_FRONTENDS_MAX_ENTRIES,
         FRONTENDS_MAX_ENTRIES, MAGLEV_MAX_ENTRIES, REVNAT_MAX_ENTRIES,
@@ -63,6 +63,11 @@ pub static CT_FWD: LruHashMap<CtKey, CtForward, { CT_MAX_ENTRIES as usize }> = L
 /// tc flow `backend → reply destination` → client and frontend.
 #[btf_map]
 pub static CT_REV: LruHashMap<CtKey, CtReverse, { CT_MAX_ENTRIES as usize }> = LruHashMap::new();
+
+/// Conntrack lifetimes and SNAT pool size (index 0; zero fields: defaults). Written by
+/// userspace.
+#[btf_map]
+pub static CT_CONFIG: Array<CtConfig, 1> = Array::new();
 
 /// Backend set revision → Maglev lookup table. Written by userspace; read by tc.
 #[btf_map]

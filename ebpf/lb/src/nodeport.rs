@@ -19,7 +19,7 @@ use aya_ebpf::{
     programs::TcContext,
 };
 use ferry_ebpf_common::{
-    AF_INET, BACKEND_FLAG_REMOTE, CT_FLAG_SNAT, CtForward, CtKey, FRONTEND_FLAG_PRESERVE_CLIENT,
+    AF_INET, BACKEND_FLAG_REMOTE, Backend, CT_FLAG_SNAT, CtForward, FRONTEND_FLAG_PRESERVE_CLIENT,
     FrontendKey, conntrack::SNAT_PORT_MIN, maglev::flow_hash, stats,
 };
 
@@ -37,27 +37,38 @@ const DROP: i32 = TC_ACT_SHOT as i32;
 
 /// Ingress of an external interface: DNAT of new and tracked flows, reverse NAT of replies to
 /// masqueraded flows.
+///
+/// The stages after parsing are BPF-to-BPF calls (`#[inline(never)]`, results through
+/// out-parameters and scalars): one inlined body does not fit the verifier's 512-byte stack,
+/// while the frames of any chain of stages do.
 #[classifier]
 pub fn nodeport_ingress(ctx: TcContext) -> i32 {
-    let Some(mut pkt) = Packet::parse(&ctx) else {
+    let mut pkt = Packet::default();
+    if Packet::parse_into(&ctx, &mut pkt) == 0 {
         return PASS;
-    };
-    if u16::from_be(pkt.dport) >= SNAT_PORT_MIN
-        && let Some(verdict) = masqueraded_reply(&ctx, &mut pkt)
-    {
-        return verdict;
     }
-    let fwd_key = conntrack::key_of(&pkt);
-    let flow = match conntrack::forward(&fwd_key) {
-        Some(flow) => flow,
-        None => match new_flow(&pkt, &fwd_key) {
-            Ok(Some(flow)) => flow,
-            Ok(None) => return PASS,
-            Err(verdict) => return verdict,
-        },
-    };
+    if u16::from_be(pkt.dport) >= SNAT_PORT_MIN {
+        let verdict = masqueraded_reply(&ctx, &mut pkt);
+        if verdict != NOT_A_REPLY {
+            return verdict;
+        }
+    }
+    let mut flow = CtForward::default();
+    if conntrack::forward(&pkt, &mut flow) == 0 {
+        let verdict = new_flow(&pkt, &mut flow);
+        if verdict != NEW_FLOW {
+            return verdict;
+        }
+    }
+    translate(&ctx, &mut pkt, &flow)
+}
+
+/// Applies `flow` to a client's packet: DNAT to the backend, and for a masqueraded flow SNAT
+/// and a redirect. Returns the verdict.
+#[inline(never)]
+fn translate(ctx: &TcContext, pkt: &mut Packet, flow: &CtForward) -> i32 {
     if pkt
-        .rewrite(&ctx, End::Destination, flow.backend_addr, flow.backend_port)
+        .rewrite(ctx, End::Destination, flow.backend_addr, flow.backend_port)
         .is_err()
     {
         return DROP;
@@ -65,14 +76,14 @@ pub fn nodeport_ingress(ctx: TcContext) -> i32 {
     let masqueraded = flow.flags & CT_FLAG_SNAT != 0;
     if masqueraded
         && pkt
-            .rewrite(&ctx, End::Source, flow.snat_addr, flow.snat_port)
+            .rewrite(ctx, End::Source, flow.snat_addr, flow.snat_port)
             .is_err()
     {
         return DROP;
     }
     count(stats::NODEPORT_NAT_PACKETS);
     if masqueraded {
-        fib::redirect(&ctx, &pkt)
+        fib::redirect(ctx, pkt)
     } else {
         PASS
     }
@@ -85,13 +96,10 @@ pub fn nodeport_egress(ctx: TcContext) -> i32 {
     let Some(mut pkt) = Packet::parse(&ctx) else {
         return PASS;
     };
-    let Some(flow) = conntrack::reverse(&conntrack::key_of(&pkt)) else {
+    // Masqueraded replies are restored at ingress: an entry of one here is something else.
+    let Some(flow) = conntrack::reverse(&conntrack::key_of(&pkt), &pkt, false) else {
         return PASS;
     };
-    if flow.flags & CT_FLAG_SNAT != 0 {
-        // Masqueraded replies are restored at ingress; this one is something else.
-        return PASS;
-    }
     if pkt
         .rewrite(&ctx, End::Source, flow.frontend_addr, flow.frontend_port)
         .is_err()
@@ -102,15 +110,17 @@ pub fn nodeport_egress(ctx: TcContext) -> i32 {
     PASS
 }
 
+/// [`masqueraded_reply`]'s result for a packet that is not such a reply.
+const NOT_A_REPLY: i32 = -2;
+
 /// A reply to a masqueraded flow (to a SNAT port of the node): restores the client as the
-/// destination and the frontend as the source, and sends it back out. `None` if `pkt` is not
-/// one.
-#[inline(always)]
-fn masqueraded_reply(ctx: &TcContext, pkt: &mut Packet) -> Option<i32> {
-    let flow = conntrack::reverse(&conntrack::key_of(pkt))?;
-    if flow.flags & CT_FLAG_SNAT == 0 {
-        return None;
-    }
+/// destination and the frontend as the source, and sends it back out. Returns the verdict, or
+/// [`NOT_A_REPLY`].
+#[inline(never)]
+fn masqueraded_reply(ctx: &TcContext, pkt: &mut Packet) -> i32 {
+    let Some(flow) = conntrack::reverse(&conntrack::key_of(pkt), pkt, true) else {
+        return NOT_A_REPLY;
+    };
     if pkt
         .rewrite(ctx, End::Source, flow.frontend_addr, flow.frontend_port)
         .is_err()
@@ -118,16 +128,53 @@ fn masqueraded_reply(ctx: &TcContext, pkt: &mut Packet) -> Option<i32> {
             .rewrite(ctx, End::Destination, flow.client_addr, flow.client_port)
             .is_err()
     {
-        return Some(DROP);
+        return DROP;
     }
     count(stats::NODEPORT_NAT_PACKETS);
-    Some(fib::redirect(ctx, pkt))
+    fib::redirect(ctx, pkt)
 }
 
-/// The first packet of a flow: `Ok(None)` if it is not addressed to a frontend, the new flow
-/// otherwise, or the verdict for a packet that cannot be served.
-#[inline(always)]
-fn new_flow(pkt: &Packet, fwd_key: &CtKey) -> Result<Option<CtForward>, i32> {
+/// [`new_flow`]'s result when it wrote the new flow, and [`choose`]'s when it chose.
+const NEW_FLOW: i32 = -3;
+
+/// The first packet of a flow: writes the new flow to `flow` and returns [`NEW_FLOW`], or
+/// returns the verdict for a packet that is not addressed to a frontend (`PASS`) or cannot be
+/// served (`DROP`).
+#[inline(never)]
+fn new_flow(pkt: &Packet, flow: &mut CtForward) -> i32 {
+    let mut backend = Backend {
+        addr: [0; 4],
+        port: 0,
+        family: 0,
+        flags: 0,
+    };
+    let mut flags = 0;
+    let verdict = choose(pkt, &mut backend, &mut flags);
+    if verdict != NEW_FLOW {
+        return verdict;
+    }
+    let masquerade =
+        flags & FRONTEND_FLAG_PRESERVE_CLIENT == 0 && backend.flags & BACKEND_FLAG_REMOTE != 0;
+    let snat_addr = if masquerade {
+        let Some(addr) = node_addr(pkt.family) else {
+            count(stats::SNAT_FAILED);
+            return DROP;
+        };
+        Some(addr)
+    } else {
+        None
+    };
+    if conntrack::create(pkt, &backend, snat_addr.as_ref(), flow) == 0 {
+        count(stats::SNAT_FAILED);
+        return DROP;
+    }
+    NEW_FLOW
+}
+
+/// The backend for the first packet of a flow, written to `backend` with the frontend's flags
+/// to `flags`; returns [`NEW_FLOW`], or the verdict as [`new_flow`] does.
+#[inline(never)]
+fn choose(pkt: &Packet, backend: &mut Backend, flags: &mut u32) -> i32 {
     let key = FrontendKey {
         addr: pkt.dst,
         port: pkt.dport,
@@ -136,30 +183,19 @@ fn new_flow(pkt: &Packet, fwd_key: &CtKey) -> Result<Option<CtForward>, i32> {
     };
     let hash = flow_hash(pkt.src, pkt.dst, pkt.sport, pkt.dport, pkt.proto);
     let client = Client::Addr(pkt.src, pkt.family);
-    let (backend, flags) = match pick(&EXT_FRONTENDS, &key, client, Some(hash)) {
-        Pick::Pass => return Ok(None),
-        Pick::To { backend, flags } if backend.family == pkt.family => (backend, flags),
+    match pick(&EXT_FRONTENDS, &key, client, Some(hash)) {
+        Pick::Pass => PASS,
+        Pick::To {
+            backend: chosen,
+            flags: frontend_flags,
+        } if chosen.family == pkt.family => {
+            *backend = chosen;
+            *flags = frontend_flags;
+            NEW_FLOW
+        }
         Pick::To { .. } | Pick::Reject => {
             count(stats::NODEPORT_NO_BACKEND);
-            return Err(DROP);
-        }
-    };
-    let masquerade =
-        flags & FRONTEND_FLAG_PRESERVE_CLIENT == 0 && backend.flags & BACKEND_FLAG_REMOTE != 0;
-    let snat_addr = if masquerade {
-        let Some(addr) = node_addr(pkt.family) else {
-            count(stats::SNAT_FAILED);
-            return Err(DROP);
-        };
-        Some(addr)
-    } else {
-        None
-    };
-    match conntrack::create(pkt, fwd_key, &backend, snat_addr) {
-        Some(flow) => Ok(Some(flow)),
-        None => {
-            count(stats::SNAT_FAILED);
-            Err(DROP)
+            DROP
         }
     }
 }

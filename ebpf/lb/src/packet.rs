@@ -34,6 +34,7 @@ pub enum End {
 }
 
 /// The L3/L4 facts of one TCP or UDP packet.
+#[derive(Default)]
 pub struct Packet {
     /// [`AF_INET`] or [`AF_INET6`].
     pub family: u8,
@@ -49,6 +50,8 @@ pub struct Packet {
     pub sport: u16,
     /// Destination port, network byte order.
     pub dport: u16,
+    /// TCP header flags (`ferry_ebpf_common::conntrack::TCP_*`); zero for UDP.
+    pub tcp_flags: u8,
 }
 
 impl Packet {
@@ -91,6 +94,11 @@ impl Packet {
         }
         let sport: u16 = ctx.load(l4_off).ok()?;
         let dport: u16 = ctx.load(l4_off + 2).ok()?;
+        let tcp_flags: u8 = if proto == IPPROTO_TCP {
+            ctx.load(l4_off + 13).ok()?
+        } else {
+            0
+        };
         Some(Self {
             family,
             proto,
@@ -99,7 +107,22 @@ impl Packet {
             dst,
             sport,
             dport,
+            tcp_flags,
         })
+    }
+
+    /// [`Self::parse`] into `pkt`, returning 1, or 0 for a packet it refuses. Not inlined: the
+    /// parse's temporaries stay in a frame of its own, off the callers' (`nodeport_ingress`
+    /// is near the verifier's 512-byte stack limit).
+    #[inline(never)]
+    pub fn parse_into(ctx: &TcContext, pkt: &mut Self) -> u32 {
+        match Self::parse(ctx) {
+            Some(parsed) => {
+                *pkt = parsed;
+                1
+            }
+            None => 0,
+        }
     }
 
     /// Rewrites the address and port of one end, fixing the checksums.

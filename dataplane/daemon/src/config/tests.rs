@@ -122,6 +122,80 @@ fn bad_values_name_the_setting() {
 }
 
 #[test]
+fn dns_settings_default_and_flags_override_the_file() {
+    let dir = manifests_dir();
+    let dns = Config::merge(&args(dir.path()), FileConfig::default())
+        .unwrap()
+        .dns
+        .unwrap();
+    assert_eq!(dns.ttl, 30);
+    assert_eq!(dns.pods, ferry_dns::PodMode::Insecure);
+    assert!(dns.upstreams.is_empty(), "empty: /etc/resolv.conf");
+    assert_eq!(dns.allow, ferry_dns::default_allow());
+
+    let file: FileConfig = serde_yaml_ng::from_str(
+        "dns: {ttl: 5, pods: disabled, upstreams: ['10.0.0.2', '[fd00::53]:5353'], allow: [10.0.0.0/8]}\n",
+    )
+    .unwrap();
+    let dns = Config::merge(&args(dir.path()), file).unwrap().dns.unwrap();
+    assert_eq!(dns.ttl, 5);
+    assert_eq!(dns.pods, ferry_dns::PodMode::Disabled);
+    let upstreams: Vec<String> = dns.upstreams.iter().map(ToString::to_string).collect();
+    assert_eq!(upstreams, ["10.0.0.2:53", "[fd00::53]:5353"]);
+    assert_eq!(dns.allow, ["10.0.0.0/8".parse().unwrap()]);
+
+    let file: FileConfig = serde_yaml_ng::from_str("dns: {ttl: 5, pods: disabled}\n").unwrap();
+    let mut args = args(dir.path());
+    args.dns_ttl = Some("0".into());
+    args.dns_pods = Some("insecure".into());
+    args.dns_upstreams = vec!["127.0.0.1:5300".into()];
+    args.dns_allow = vec!["192.0.2.7".into(), "2001:db8::/32".into()];
+    let dns = Config::merge(&args, file).unwrap().dns.unwrap();
+    assert_eq!(dns.ttl, 0);
+    assert_eq!(dns.pods, ferry_dns::PodMode::Insecure);
+    assert_eq!(dns.upstreams, ["127.0.0.1:5300".parse().unwrap()]);
+    let allow: Vec<String> = dns.allow.iter().map(ToString::to_string).collect();
+    assert_eq!(allow, ["192.0.2.7/32", "2001:db8::/32"]);
+}
+
+#[test]
+fn bad_dns_values_name_the_setting() {
+    let dir = manifests_dir();
+    type Mutation = fn(&mut RunArgs);
+    let cases: [(Mutation, &str); 7] = [
+        (|a| a.dns_ttl = Some("soon".into()), "--dns-ttl"),
+        (|a| a.dns_ttl = Some("3601".into()), "--dns-ttl"),
+        (|a| a.dns_pods = Some("verified".into()), "--dns-pods"),
+        (
+            |a| a.dns_upstreams = vec!["dns.example".into()],
+            "--dns-upstream",
+        ),
+        (|a| a.dns_allow = vec!["10.0.0.0/33".into()], "--dns-allow"),
+        (|a| a.dns_allow = vec!["private".into()], "--dns-allow"),
+        (
+            |a| {
+                a.dns_listen = vec!["127.0.0.1:5353".into()];
+                a.dns_upstreams = vec!["127.0.0.1:5353".into()];
+            },
+            "would loop",
+        ),
+    ];
+    for (mutate, expected) in cases {
+        let mut args = args(dir.path());
+        mutate(&mut args);
+        let error = Config::merge(&args, FileConfig::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains(expected),
+            "{error:?} should mention {expected:?}"
+        );
+    }
+    let error = serde_yaml_ng::from_str::<FileConfig>("dns: {ttl: -1}\n").unwrap_err();
+    assert!(error.to_string().contains("ttl"), "{error}");
+}
+
+#[test]
 fn every_shipped_example_config_parses() {
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/config");
     let mut seen = 0;

@@ -1,0 +1,331 @@
+//! `cargo xtask bench lb`: ferry against kube-proxy's iptables and nftables rule shapes, on
+//! one topology of namespaces, for N = 100, 1 000 and 10 000 Services of 10 endpoints.
+//!
+//! Each trial (one N, one implementation, one round) builds a fresh sandbox
+//! ([`topology`]), programs the N Services (ferry from manifests, or one `iptables-restore`
+//! / `nft -f`), applies one endpoint change, checks that a Service's connections spread over
+//! its endpoints, then runs the connection load ([`load`]) from the client namespace.
+//! Implementations alternate within each round; the report ([`report`]) takes medians.
+//!
+//! Options: `--sizes 100,1000,10000 --rounds 3 --duration 5 --threads 1 --out docs/bench
+//! --impls direct,ferry,iptables,nftables --iptables legacy|nft --ferry PATH` (`--ferry`: a
+//! prebuilt binary instead of `cargo build --release -p ferry`).
+
+mod exec;
+mod ferry;
+mod iptables;
+mod load;
+mod mem;
+mod names;
+mod nftables;
+mod report;
+mod rules;
+mod topology;
+
+use crate::shell;
+use anyhow::{Context, bail};
+use load::{ClientSpec, LoadResult, Server, Targets};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// Connects per Service in the spread check.
+const SPREAD_CONNECTS: u64 = 1000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Impl {
+    Direct,
+    Ferry,
+    Iptables,
+    Nftables,
+}
+
+impl Impl {
+    const ALL: [Impl; 4] = [Impl::Direct, Impl::Ferry, Impl::Iptables, Impl::Nftables];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Direct => "direct",
+            Self::Ferry => "ferry",
+            Self::Iptables => "iptables",
+            Self::Nftables => "nftables",
+        }
+    }
+}
+
+/// The run's settings.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub sizes: Vec<u32>,
+    pub rounds: u32,
+    pub duration: Duration,
+    pub threads: usize,
+    pub out: PathBuf,
+    pub impls: Vec<Impl>,
+    pub iptables_restore: &'static str,
+    /// A ferry binary to use instead of building `target/release/ferry`.
+    pub ferry: Option<PathBuf>,
+}
+
+impl Options {
+    fn parse(args: &[&str]) -> anyhow::Result<Self> {
+        let list = |name: &str, default: &str| -> Vec<String> {
+            flag(args, name)
+                .unwrap_or(default)
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        };
+        let sizes = list("--sizes", "100,1000,10000")
+            .iter()
+            .map(|s| s.replace('_', "").parse::<u32>())
+            .collect::<Result<Vec<_>, _>>()
+            .context("--sizes")?;
+        if sizes.iter().any(|n| *n == 0 || *n > 16_000) {
+            bail!("--sizes: each N must be 1..=16000 (the address plan's limit)");
+        }
+        let impls = list("--impls", "direct,ferry,iptables,nftables")
+            .iter()
+            .map(|name| {
+                Impl::ALL
+                    .into_iter()
+                    .find(|i| i.name() == name)
+                    .with_context(|| format!("--impls: unknown {name}"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let iptables_restore = match flag(args, "--iptables").unwrap_or("legacy") {
+            "legacy" => "iptables-legacy-restore",
+            "nft" => "iptables-nft-restore",
+            other => bail!("--iptables: legacy or nft, not {other}"),
+        };
+        let duration: f64 = flag(args, "--duration").unwrap_or("5").parse()?;
+        let rounds: u32 = flag(args, "--rounds").unwrap_or("3").parse()?;
+        let threads: usize = flag(args, "--threads").unwrap_or("1").parse()?;
+        if !(0.1..=120.0).contains(&duration)
+            || !(1..=20).contains(&rounds)
+            || !(1..=64).contains(&threads)
+        {
+            bail!("--duration 0.1..=120 s, --rounds 1..=20, --threads 1..=64");
+        }
+        let out =
+            flag(args, "--out").map_or_else(|| shell::root().join("docs/bench"), PathBuf::from);
+        Ok(Self {
+            sizes,
+            rounds,
+            duration: Duration::from_secs_f64(duration),
+            threads,
+            out,
+            impls,
+            iptables_restore,
+            ferry: flag(args, "--ferry").map(PathBuf::from),
+        })
+    }
+}
+
+/// One trial's figures.
+#[derive(Debug, Clone)]
+pub struct Trial {
+    pub round: u32,
+    pub n: u32,
+    pub imp: Impl,
+    pub load: Option<LoadResult>,
+    pub ferry: Option<ferry::FerrySync>,
+    pub rules: Option<rules::RulesSync>,
+    /// The spread check: endpoints hit / expected, and whether it passed.
+    pub spread: Option<(String, bool)>,
+    /// Machine CPU busy (%) in the second before the load run, and during it.
+    pub busy_before: f64,
+    pub busy_during: f64,
+    pub error: Option<String>,
+}
+
+/// The value of `--name value` or `--name=value`.
+pub fn flag<'a>(args: &[&'a str], name: &str) -> Option<&'a str> {
+    args.iter().enumerate().find_map(|(k, arg)| {
+        if *arg == name {
+            args.get(k + 1).copied()
+        } else {
+            arg.strip_prefix(name)?.strip_prefix('=')
+        }
+    })
+}
+
+/// A TCP connection to `addr` from inside network namespace `netns` (the socket is made on
+/// a thread that joined it; it stays there).
+pub fn connect_in(netns: &str, addr: &str) -> anyhow::Result<TcpStream> {
+    let ns = std::fs::File::open(Path::new("/run/netns").join(netns))?;
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| -> anyhow::Result<TcpStream> {
+                nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)?;
+                Ok(TcpStream::connect_timeout(
+                    &addr.parse()?,
+                    Duration::from_secs(2),
+                )?)
+            })
+            .join()
+            .map_err(|_| anyhow::anyhow!("connect thread panicked"))?
+    })
+}
+
+/// `cargo xtask bench lb [options]` (and its hidden `--client` / `--server` modes).
+pub fn lb(args: &[&str]) -> anyhow::Result<()> {
+    if args.contains(&"--client") {
+        return load::client_main(args);
+    }
+    if args.contains(&"--server") {
+        return load::server_main(args);
+    }
+    let options = Options::parse(args)?;
+    if !nix::unistd::Uid::effective().is_root() {
+        bail!("the bench needs root: it creates network namespaces, cgroups and BPF programs");
+    }
+    crate::setup()?;
+    let binary = match &options.ferry {
+        Some(binary) => binary.clone(),
+        None => build_ferry()?,
+    };
+    for tool in [options.iptables_restore, "nft", "nsenter"] {
+        if !rules::have(tool) {
+            bail!("{tool} is missing (cargo xtask setup installs it)");
+        }
+    }
+    topology::sweep_leftovers();
+    ctrlc::set_handler(|| STOP.store(true, Ordering::SeqCst))?;
+
+    let meta = report::Meta::capture(&options, &binary);
+    let started = Instant::now();
+    let mut trials = Vec::new();
+    for round in 0..options.rounds {
+        for &n in &options.sizes {
+            // Alternate: each round starts the rotation one implementation later.
+            let k = options.impls.len();
+            for step in 0..k {
+                let imp = options.impls[(step + round as usize) % k];
+                if STOP.load(Ordering::SeqCst) {
+                    bail!("interrupted");
+                }
+                let trial = run_trial(&options, &binary, imp, n, round);
+                println!("{}", report::progress(&trial));
+                trials.push(trial);
+            }
+        }
+    }
+    let meta = meta.finish(started.elapsed());
+    let (markdown, plot) = report::write(&options, &meta, &trials)?;
+    println!("\nwrote {}", markdown.display());
+    match plot {
+        Some(plot) => println!("wrote {}", plot.display()),
+        None => println!("no plot: gnuplot failed or is missing"),
+    }
+    Ok(())
+}
+
+/// `cargo build --release -p ferry`; `target/release/ferry`.
+fn build_ferry() -> anyhow::Result<PathBuf> {
+    let binary = shell::root().join("target/release/ferry");
+    // Others may be mid-edit in the same tree: an older binary is better than no run.
+    if let Err(error) = shell::cargo(&["build", "--release", "--package", "ferry"]) {
+        if !binary.is_file() {
+            return Err(error);
+        }
+        eprintln!("bench: {error:#}; using the existing {}", binary.display());
+    }
+    Ok(binary)
+}
+
+fn run_trial(options: &Options, binary: &Path, imp: Impl, n: u32, round: u32) -> Trial {
+    let mut trial = Trial {
+        round,
+        n,
+        imp,
+        load: None,
+        ferry: None,
+        rules: None,
+        spread: None,
+        busy_before: 0.0,
+        busy_during: 0.0,
+        error: None,
+    };
+    if let Err(error) = trial_steps(options, binary, &mut trial) {
+        trial.error = Some(format!("{error:#}"));
+    }
+    trial
+}
+
+fn trial_steps(options: &Options, binary: &Path, trial: &mut Trial) -> anyhow::Result<()> {
+    let (n, imp) = (trial.n, trial.imp);
+    let topo = topology::Topology::create(&format!("{}-{n}-{}", imp.name(), trial.round))?;
+    let two_cpus = std::thread::available_parallelism().is_ok_and(|c| c.get() >= 2);
+    let mut server = Server::start(&topo.backend, two_cpus.then_some(0))?;
+    let changed = topology::changed_service(n);
+    // Declared after `topo` and `server`, so it stops first.
+    let mut daemon = None;
+    match imp {
+        Impl::Direct => {}
+        Impl::Ferry => {
+            let manifests = topo.work.join("manifests");
+            ferry::write_manifests(&manifests, n)?;
+            let (mut running, mut sync) = ferry::Ferry::start(binary, &topo, &manifests, n)?;
+            running.change_one(changed, &mut sync)?;
+            trial.ferry = Some(sync);
+            daemon = Some(running);
+        }
+        Impl::Iptables => {
+            let shape = rules::Shape::Iptables(options.iptables_restore);
+            trial.rules = Some(rules::program(shape, &topo, n, changed)?);
+        }
+        Impl::Nftables => {
+            trial.rules = Some(rules::program(rules::Shape::Nftables, &topo, n, changed)?);
+        }
+    }
+    let spec = |targets, duration, count| ClientSpec {
+        services: n,
+        targets,
+        duration,
+        count,
+        threads: if duration.is_some() {
+            options.threads
+        } else {
+            1
+        },
+        cpu: two_cpus.then_some(1),
+        cgroup: Some(topo.cgroup.clone()),
+    };
+    if imp != Impl::Direct {
+        server.count()?;
+        let probe = spec(Targets::One(changed), None, SPREAD_CONNECTS);
+        let result = load::run_client(&topo.client, &probe, &topo.work, "spread")?;
+        let hits = server.dump()?;
+        trial.spread = Some(report::spread(
+            &hits,
+            &topology::endpoints(changed, true),
+            result,
+        ));
+    }
+    let before = mem::cpu_jiffies();
+    std::thread::sleep(Duration::from_secs(1));
+    let mid = mem::cpu_jiffies();
+    trial.busy_before = mem::busy_percent(before, mid);
+    let targets = if imp == Impl::Direct {
+        Targets::Direct
+    } else {
+        Targets::Vips
+    };
+    let run = spec(targets, Some(options.duration), 0);
+    let daemon_cpu = |d: &Option<ferry::Ferry>| d.as_ref().and_then(|f| mem::cpu_ms(f.pid()));
+    let cpu_before = daemon_cpu(&daemon);
+    trial.load = Some(load::run_client(&topo.client, &run, &topo.work, "load")?);
+    trial.busy_during = mem::busy_percent(mid, mem::cpu_jiffies());
+    if let (Some(sync), Some(before), Some(after)) =
+        (trial.ferry.as_mut(), cpu_before, daemon_cpu(&daemon))
+    {
+        sync.idle_cpu_ms = after.saturating_sub(before);
+    }
+    drop(daemon);
+    Ok(())
+}
