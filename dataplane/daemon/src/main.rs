@@ -14,11 +14,6 @@ mod run;
 
 use std::process::ExitCode;
 
-/// mimalloc returns more of the initial sync's transient memory to the system than glibc's
-/// allocator: about 10 MB less RSS at 10,000 Services (measured), on every node.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// `EX_USAGE` from sysexits.h: the command line or config file is wrong.
 const EXIT_USAGE: u8 = 64;
 
