@@ -3,8 +3,9 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 
-pub fn serve(addr: &str, name: &str) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(addr)?;
+/// Serves on an already bound listener (for instance one bound inside another network
+/// namespace) until the process ends.
+pub fn serve_on(listener: TcpListener, name: &str) {
     for stream in listener.incoming() {
         let Ok(stream) = stream else { continue };
         let name = name.to_string();
@@ -12,7 +13,6 @@ pub fn serve(addr: &str, name: &str) -> anyhow::Result<()> {
             let _ = answer(stream, &name);
         });
     }
-    Ok(())
 }
 
 fn answer(stream: TcpStream, name: &str) -> std::io::Result<()> {

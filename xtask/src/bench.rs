@@ -157,18 +157,11 @@ pub fn flag<'a>(args: &[&'a str], name: &str) -> Option<&'a str> {
 /// A TCP connection to `addr` from inside network namespace `netns` (the socket is made on
 /// a thread that joined it; it stays there).
 pub fn connect_in(netns: &str, addr: &str) -> anyhow::Result<TcpStream> {
-    let ns = std::fs::File::open(Path::new("/run/netns").join(netns))?;
-    std::thread::scope(|scope| {
-        scope
-            .spawn(|| -> anyhow::Result<TcpStream> {
-                nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)?;
-                Ok(TcpStream::connect_timeout(
-                    &addr.parse()?,
-                    Duration::from_secs(2),
-                )?)
-            })
-            .join()
-            .map_err(|_| anyhow::anyhow!("connect thread panicked"))?
+    crate::shell::in_netns(netns, || {
+        Ok(TcpStream::connect_timeout(
+            &addr.parse()?,
+            Duration::from_secs(2),
+        )?)
     })
 }
 

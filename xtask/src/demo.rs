@@ -62,10 +62,9 @@ pub fn run(smoke: bool) -> anyhow::Result<()> {
         bail!("the demo needs root: it creates a network namespace and a cgroup");
     }
     crate::setup()?;
-    shell::cargo(&["build", "--package", "ferry", "--package", "xtask"])?;
+    shell::cargo(&["build", "--package", "ferry"])?;
     let root = shell::root();
     let ferry = root.join("target/debug/ferry");
-    let xtask = std::env::current_exe()?;
 
     // Leftovers of an interrupted run.
     let _ = shell::command("ip", &["netns", "del", NETNS])
@@ -85,11 +84,11 @@ pub fn run(smoke: bool) -> anyhow::Result<()> {
     shell::run("mount", &["-t", "bpf", "bpf", BPFFS_MOUNT])?;
     let pins = format!("{BPFFS_MOUNT}/ferry");
 
+    // The backends run as threads of this process, their listeners bound in the namespace.
     for (addr, name) in BACKENDS {
-        let child = in_netns(&[xtask.to_str().unwrap_or_default(), "backend", addr, name])
-            .spawn()
+        let listener = shell::in_netns(NETNS, || Ok(std::net::TcpListener::bind(addr)?))
             .context("starting a demo backend")?;
-        sandbox.children.push(child);
+        std::thread::spawn(move || crate::backend::serve_on(listener, name));
     }
     let manifests = root.join("examples/demo");
     let daemon = in_netns(&[

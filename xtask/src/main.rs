@@ -24,7 +24,6 @@ fn main() -> anyhow::Result<()> {
         ["test"] => test(),
         ["demo"] => demo::run(false),
         ["demo", "--smoke"] => demo::run(true),
-        ["backend", addr, name] => backend::serve(addr, name),
         ["bench", "lb", rest @ ..] => bench::lb(rest),
         _ => bail!(
             "usage: cargo xtask <setup | test | demo [--smoke] | bench lb [options]>\n\

@@ -41,3 +41,20 @@ pub fn cargo(args: &[&str]) -> anyhow::Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     run(&cargo, args)
 }
+
+/// Runs `f` on a thread that joined network namespace `netns`; sockets it makes stay there.
+pub fn in_netns<T: Send>(
+    netns: &str,
+    f: impl FnOnce() -> anyhow::Result<T> + Send,
+) -> anyhow::Result<T> {
+    let ns = std::fs::File::open(std::path::Path::new("/run/netns").join(netns))?;
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| -> anyhow::Result<T> {
+                nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)?;
+                f()
+            })
+            .join()
+            .map_err(|_| anyhow::anyhow!("a thread in {netns} panicked"))?
+    })
+}
