@@ -7,7 +7,7 @@ set -euo pipefail
 EBPF_NIGHTLY="nightly-2026-05-20"        # rustc 1.97.0-nightly, LLVM 22; also named in dataplane/lb/build.rs
 BPF_LINKER_VERSION="0.13.0"
 BPF_LINKER_LLVM_FEATURE="llvm-22"        # = the nightly's LLVM major
-APT_PACKAGES=(dnsutils curl iproute2 bpftool ethtool iptables nftables gnuplot-nox time)
+APT_PACKAGES=(dnsutils curl iproute2 procps util-linux bpftool ethtool iptables nftables gnuplot-nox time)
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 
