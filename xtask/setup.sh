@@ -7,7 +7,7 @@ set -euo pipefail
 EBPF_NIGHTLY="nightly-2026-05-20"        # rustc 1.97.0-nightly, LLVM 22; also named in dataplane/lb/build.rs
 BPF_LINKER_VERSION="0.13.0"
 BPF_LINKER_LLVM_FEATURE="llvm-22"        # = the nightly's LLVM major
-APT_PACKAGES=(dnsutils curl iproute2 procps util-linux bpftool ethtool iptables nftables gnuplot-nox time)
+APT_PACKAGES=(dnsutils curl iproute2 procps util-linux bpftool ethtool iptables nftables gnuplot-nox time nsd dnsperf)
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 
@@ -20,6 +20,17 @@ if [ "${#missing[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Debian's nsd package enables a system service on port 53; the DNS bench starts its own NSD
+# from a config of its own, so the service stays stopped and disabled.
+if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+  if systemctl is-enabled --quiet nsd 2>/dev/null || systemctl is-active --quiet nsd 2>/dev/null; then
+    log "stopping and disabling the nsd system service"
+    systemctl disable --now nsd >/dev/null 2>&1 || log "warning: could not stop the nsd service"
+  fi
+elif [ -f /run/nsd/nsd.pid ] && kill -0 "$(cat /run/nsd/nsd.pid)" 2>/dev/null; then
+  log "stopping the nsd system service"
+  kill "$(cat /run/nsd/nsd.pid)" || true
 fi
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || log "warning: could not add rustfmt/clippy to the default toolchain"

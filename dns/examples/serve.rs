@@ -46,7 +46,7 @@ fn zone() -> DesiredState {
         state.services.insert(
             key,
             Arc::new(ServiceState {
-                service: svc,
+                service: svc.into(),
                 endpoints,
             }),
         );
@@ -79,6 +79,7 @@ fn zone() -> DesiredState {
                     terminating: false,
                 },
                 hostname: Some(format!("pod-{e}")),
+                pod_name: None,
                 node_name: None,
                 zone: None,
                 zone_hints: vec![],

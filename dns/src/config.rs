@@ -16,6 +16,9 @@ pub struct DnsConfig {
     pub ttl: u32,
     /// Whether `a-b-c-d.<ns>.pod.<zone>` names are answered.
     pub pods: PodMode,
+    /// CoreDNS's `endpoint_pod_names`: a headless Service's endpoint without a hostname is
+    /// named after its pod (EndpointSlice `targetRef`) rather than its dashed IP.
+    pub endpoint_pod_names: bool,
     /// Where names outside the cluster zone go; empty: the nameservers of `/etc/resolv.conf`.
     pub upstreams: Vec<SocketAddr>,
     /// Clients whose names outside the cluster zone are forwarded; others get REFUSED.
@@ -41,6 +44,7 @@ impl DnsConfig {
             cluster_domain: cluster_domain.trim_end_matches('.').to_ascii_lowercase(),
             ttl: Self::DEFAULT_TTL,
             pods: PodMode::Insecure,
+            endpoint_pod_names: false,
             upstreams: Vec::new(),
             allow: default_allow(),
             upstream_timeout: Self::DEFAULT_UPSTREAM_TIMEOUT,

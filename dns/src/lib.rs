@@ -6,12 +6,17 @@
 //! NXDOMAIN vs NODATA, the SOA, TTLs, case echoing, pod names, truncation and EDNS, forwarding
 //! and its cache. Messages are read and written with `hickory-proto`; the listeners are ours,
 //! so that a cluster answer is computed and sent from the receive loop without a task or a
-//! channel hop, and nothing is logged per query.
+//! channel hop, and nothing is logged per query. Each UDP address has a receive loop on a
+//! thread of its own, batching datagrams and answering repeated questions from a cache of
+//! encoded responses (the same bytes, stamped with the query's id).
 
 mod cache;
 mod config;
 mod forward;
+#[doc(hidden)]
+pub mod fuzz;
 mod handler;
+mod listen;
 mod metrics;
 mod server;
 mod wire;
@@ -29,7 +34,6 @@ use handler::Handler;
 use server::Shared;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::net::{TcpListener, UdpSocket};
 use zone::{Snapshot, Zone};
 
 #[derive(Debug, thiserror::Error)]
@@ -64,9 +68,9 @@ impl DnsServer {
                 transport,
                 source,
             };
-            let udp = UdpSocket::bind(addr).await.map_err(|e| bind("udp", e))?;
+            let udp = listen::udp(*addr).map_err(|e| bind("udp", e))?;
             let bound = udp.local_addr().map_err(|e| bind("udp", e))?;
-            let tcp = TcpListener::bind(bound).await.map_err(|e| bind("tcp", e))?;
+            let tcp = listen::tcp(bound).map_err(|e| bind("tcp", e))?;
             local.push(bound);
             sockets.push((udp, tcp));
         }
@@ -86,8 +90,12 @@ impl DnsServer {
         let zone = Zone::new(&config.cluster_domain, config.ttl, config.pods);
         let handler = Handler::new(zone, forwarder, config.allow.clone(), metrics);
         let shared = Arc::new(Shared::new(handler));
-        for (udp, tcp) in sockets {
-            tokio::spawn(server::serve_udp(udp, shared.clone()));
+        for ((udp, tcp), addr) in sockets.into_iter().zip(&local) {
+            server::spawn_udp(udp, shared.clone()).map_err(|source| DnsError::Bind {
+                addr: *addr,
+                transport: "udp",
+                source,
+            })?;
             tokio::spawn(server::serve_tcp(tcp, shared.clone()));
         }
         Ok(Self {

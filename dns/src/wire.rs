@@ -5,6 +5,8 @@ use hickory_proto::op::{Edns, Header, HeaderCounts, Message, MessageType, Metada
 use hickory_proto::rr::Record;
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
+pub(crate) mod quick;
+
 /// The EDNS buffer we advertise and the most a UDP answer gets (DNS Flag Day 2020): no IP
 /// fragmentation on common paths.
 pub const EDNS_PAYLOAD: u16 = 1232;

@@ -15,6 +15,8 @@ use std::net::IpAddr;
 const VERSION_TTL: u32 = 28800;
 /// CNAMEs followed inside the zone before giving up (ExternalName to ExternalName).
 const MAX_CHASE: usize = 8;
+/// The reverse zones whose names of cluster addresses we answer (PTR).
+const REVERSE_ZONES: [&str; 2] = ["in-addr.arpa", "ip6.arpa"];
 
 /// A published table with the records derived from it once, not per query.
 #[derive(Debug)]
@@ -22,6 +24,8 @@ pub(crate) struct Snapshot {
     table: DnsTable,
     soa: Record,
     ns: Record,
+    /// The SOAs of `in-addr.arpa` and `ip6.arpa`, for negative answers about reverse names.
+    reverse_soa: [Record; 2],
 }
 
 impl Snapshot {
@@ -36,7 +40,14 @@ impl Snapshot {
                 table.zone()
             )))),
         );
-        Self { table, soa, ns }
+        let reverse_soa =
+            REVERSE_ZONES.map(|zone| soa_record(&name_from(zone), zone, table.serial(), ttl));
+        Self {
+            table,
+            soa,
+            ns,
+            reverse_soa,
+        }
     }
 
     pub(crate) fn table(&self) -> &DnsTable {
@@ -108,15 +119,17 @@ impl Zone {
             Some(key) => is_below(key, &self.name),
             None => name_from(&self.name).zone_of(qname),
         };
-        let reverse = !in_zone
-            && key
-                .as_deref()
-                .is_some_and(|k| is_below(k, "in-addr.arpa") || is_below(k, "ip6.arpa"));
-        if !in_zone && !reverse {
+        let reverse_zone = match &key {
+            Some(key) if !in_zone => REVERSE_ZONES.iter().position(|zone| is_below(key, zone)),
+            _ => None,
+        };
+        if !in_zone && reverse_zone.is_none() {
             return Lookup::Forward;
         }
         let Some(snapshot) = snapshot else {
-            // Before the first sync nothing is known: never a NXDOMAIN that could be cached.
+            // Before the first sync nothing is known, not even which reverse names are the
+            // cluster's: SERVFAIL, never a NXDOMAIN that could be cached nor an upstream's
+            // answer about a cluster address.
             return Lookup::Answer(Answer::error(ResponseCode::ServFail));
         };
         let Some(key) = key else {
@@ -128,15 +141,18 @@ impl Zone {
             qtype,
             rotation,
         };
-        if reverse {
+        if let Some(zone) = reverse_zone {
             if snapshot.table.records(&key).is_none() {
                 // Unknown addresses are the upstream's (CoreDNS's `fallthrough`).
                 return Lookup::Forward;
             }
             let mut lookup = self.records(&query, &key);
-            if let Lookup::Answer(answer) = &mut lookup {
-                // The cluster's SOA is no authority over a reverse zone: NODATA goes without.
-                answer.authorities.clear();
+            if let Lookup::Answer(answer) = &mut lookup
+                && !answer.authorities.is_empty()
+            {
+                // A negative answer (NODATA) carries the reverse zone's SOA, as CoreDNS's
+                // does: the cluster zone's would be out of bailiwick.
+                answer.authorities = vec![snapshot.reverse_soa[zone].clone()];
             }
             return lookup;
         }

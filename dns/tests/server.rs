@@ -48,7 +48,7 @@ async fn server(upstream: SocketAddr) -> DnsServer {
     state.services.insert(
         svc.key.clone(),
         Arc::new(ServiceState {
-            service: svc,
+            service: svc.into(),
             endpoints: vec![],
         }),
     );

@@ -40,8 +40,8 @@ impl LbLab {
     }
 
     /// Starts `ferry run` on the manifests in namespace `netns` (the sandbox's by default),
-    /// with the LB on the sandbox's cgroup and pins, node `node-a`, DNS and ingress off, plus
-    /// `extra`; waits until it is ready. A daemon started before is dropped (killed) first.
+    /// with the LB on the sandbox's cgroup and pins, node `node-a`, ingress off, DNS off unless
+    /// `extra` has a `--dns-listen`, plus `extra`; waits until it is ready. A daemon started before is dropped (killed) first.
     pub fn start(&mut self, netns: Option<&str>, extra: &[&str]) -> &mut Ferry {
         self.ferry = None;
         let dir = self
@@ -60,7 +60,6 @@ impl LbLab {
         let mut args = vec![
             "--manifests",
             &dir,
-            "--no-dns",
             "--no-ingress",
             "--node-name",
             "node-a",
@@ -69,6 +68,9 @@ impl LbLab {
             "--lb-pin-path",
             &pins,
         ];
+        if !extra.contains(&"--dns-listen") {
+            args.push("--no-dns");
+        }
         args.extend_from_slice(extra);
         let netns = netns.unwrap_or(self.sandbox.netns());
         let mut ferry = Ferry::start_in(Some(netns), &args).expect("start ferry");

@@ -5,9 +5,9 @@
 #[path = "dns/support.rs"]
 mod support;
 
-use ferry_tests::{Ferry, require_tool, write_atomic};
+use ferry_tests::{Ferry, free_port, require_tool, write_atomic};
 use std::time::{Duration, Instant};
-use support::{Upstream, dig, query_packet, rcode_and_answers, start, udp_exchange};
+use support::{Upstream, dig, dig_at, query_packet, rcode_and_answers, start, udp_exchange};
 
 const ZONE: &str = r#"
 apiVersion: v1
@@ -45,7 +45,7 @@ addressType: IPv4
 ports: [{name: postgres, port: 5432}]
 endpoints:
 - {addresses: [10.244.1.1], hostname: pg-0, conditions: {ready: true}}
-- {addresses: [10.244.1.2], conditions: {ready: true}}
+- {addresses: [10.244.1.2], conditions: {ready: true}, targetRef: {kind: Pod, name: pg-6b8f9, namespace: db}}
 - {addresses: [10.244.1.3], conditions: {ready: false}}
 ---
 apiVersion: discovery.k8s.io/v1
@@ -131,7 +131,8 @@ fn every_record_kind_is_served_over_udp_and_tcp() {
         );
         assert_eq!(
             ask("10-244-1-2.pg.db.svc.cluster.local", "A").data(),
-            ["10.244.1.2"]
+            ["10.244.1.2"],
+            "without --dns-endpoint-pod-names the pod's name is not used"
         );
         let srv = ask("_postgres._tcp.pg.db.svc.cluster.local", "SRV");
         assert_eq!(srv.answer.len(), 3, "{}", srv.raw);
@@ -218,8 +219,100 @@ fn negative_answers_are_nodata_or_nxdomain_with_the_soa() {
             ("*.svc.cluster.local", "SRV"),
             ("_http._tcp.*.shop.svc.cluster.local", "SRV"),
             ("10-244-9-9.nope.pod.cluster.local", "A"),
+            ("pg-6b8f9.pg.db.svc.cluster.local", "A"),
         ] {
             dig(port, &[transport, name, qtype]).assert_negative("NXDOMAIN");
+        }
+        // A known reverse name asked for another type: NODATA with the reverse zone's SOA.
+        let nodata = dig(port, &[transport, "10.0.96.10.in-addr.arpa", "A"]);
+        assert_eq!(nodata.status, "NOERROR", "{}", nodata.raw);
+        assert!(nodata.answer.is_empty(), "{}", nodata.raw);
+        assert_eq!(nodata.authority.len(), 1, "{}", nodata.raw);
+        assert!(
+            nodata.authority[0].starts_with(
+                "in-addr.arpa. 30 IN SOA ns.dns.in-addr.arpa. hostmaster.in-addr.arpa. "
+            ) && nodata.authority[0].ends_with(" 7200 1800 86400 30"),
+            "{}",
+            nodata.raw
+        );
+    }
+}
+
+#[test]
+fn endpoint_pod_names_name_hostless_endpoints_after_their_pod() {
+    if !require_tool(
+        "endpoint_pod_names_name_hostless_endpoints_after_their_pod",
+        "dig",
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("zone.yaml"), ZONE).unwrap();
+    let upstream = Upstream::start();
+    let addr = upstream.addr.to_string();
+    let (_ferry, port) = start(
+        dir.path(),
+        &["--dns-upstream", &addr, "--dns-endpoint-pod-names"],
+    );
+    for transport in ["+notcp", "+tcp"] {
+        let ask = |name: &str, qtype: &str| dig(port, &[transport, name, qtype]);
+        assert_eq!(
+            ask("pg-6b8f9.pg.db.svc.cluster.local", "A").data(),
+            ["10.244.1.2"]
+        );
+        ask("10-244-1-2.pg.db.svc.cluster.local", "A").assert_negative("NXDOMAIN");
+        // A hostname still wins.
+        assert_eq!(
+            ask("pg-0.pg.db.svc.cluster.local", "A").data(),
+            ["10.244.1.1"]
+        );
+        let ptr = dig(port, &[transport, "-x", "10.244.1.2"]);
+        assert_eq!(
+            ptr.data(),
+            ["pg-6b8f9.pg.db.svc.cluster.local."],
+            "{}",
+            ptr.raw
+        );
+        let srv = ask("_postgres._tcp.pg.db.svc.cluster.local", "SRV");
+        assert!(
+            srv.data()
+                .contains(&"0 33 5432 pg-6b8f9.pg.db.svc.cluster.local.".to_string()),
+            "{}",
+            srv.raw
+        );
+    }
+}
+
+#[test]
+fn the_ipv6_and_ipv4_wildcards_serve_side_by_side() {
+    if !require_tool("the_ipv6_and_ipv4_wildcards_serve_side_by_side", "dig") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("zone.yaml"), ZONE).unwrap();
+    let port = free_port();
+    let v6 = format!("[::]:{port}");
+    let v4 = format!("0.0.0.0:{port}");
+    let mut ferry = Ferry::start(&[
+        "--manifests",
+        dir.path().to_str().unwrap(),
+        "--no-lb",
+        "--no-ingress",
+        "--dns-listen",
+        &v6,
+        "--dns-listen",
+        &v4,
+    ])
+    .unwrap();
+    ferry.wait_ready(Duration::from_secs(30)).unwrap();
+    for server in ["127.0.0.1", "::1"] {
+        for transport in ["+notcp", "+tcp"] {
+            let a = dig_at(
+                server,
+                port,
+                &[transport, "web.shop.svc.cluster.local", "A"],
+            );
+            assert_eq!(a.data(), ["10.96.0.10"], "@{server} {transport}: {}", a.raw);
         }
     }
 }

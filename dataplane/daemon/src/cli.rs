@@ -56,6 +56,10 @@ pub struct RunArgs {
     /// Pod names `a-b-c-d.<ns>.pod.<zone>`: `insecure` (default) or `disabled`.
     #[arg(long, value_name = "MODE")]
     pub dns_pods: Option<String>,
+    /// Name a headless Service's endpoints that have no hostname after their pod, not their
+    /// IP (CoreDNS's `endpoint_pod_names`).
+    #[arg(long)]
+    pub dns_endpoint_pod_names: bool,
     /// Upstream DNS server for names outside the cluster, IP or IP:PORT (repeatable;
     /// default: the nameservers of /etc/resolv.conf).
     #[arg(long = "dns-upstream", value_name = "ADDR")]
@@ -64,6 +68,10 @@ pub struct RunArgs {
     /// private ranges); others get REFUSED for them.
     #[arg(long = "dns-allow", value_name = "CIDR")]
     pub dns_allow: Vec<String>,
+    /// The cluster DNS Service whose port 53 the load balancer sends to this node's own DNS
+    /// while it answers (default kube-system/kube-dns; `none`: never).
+    #[arg(long, value_name = "NS/NAME")]
+    pub dns_service: Option<String>,
     /// The cluster DNS domain (default cluster.local).
     #[arg(long, value_name = "DOMAIN")]
     pub cluster_domain: Option<String>,

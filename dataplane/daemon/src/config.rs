@@ -2,6 +2,7 @@
 
 use crate::cli::RunArgs;
 use crate::host;
+use ferry_model::ObjectKey;
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -48,8 +49,10 @@ struct DnsSection {
     listen: Option<Vec<String>>,
     ttl: Option<u32>,
     pods: Option<String>,
+    endpoint_pod_names: Option<bool>,
     upstreams: Option<Vec<String>>,
     allow: Option<Vec<String>>,
+    service: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -101,6 +104,8 @@ pub struct Config {
     pub lb: Option<LbSettings>,
     pub dns: Option<ferry_dns::DnsConfig>,
     pub ingress: Option<ferry_ingress::IngressConfig>,
+    /// The cluster DNS Service steered to this node's DNS when both DNS and the LB run.
+    pub dns_service: Option<ObjectKey>,
 }
 
 impl Config {
@@ -186,6 +191,7 @@ impl Config {
         let lb = enabled(args.no_lb, file.lb.enabled)
             .then(|| lb_settings(args, file.lb, node_ip))
             .transpose()?;
+        let dns_service = dns_service(args.dns_service.as_deref().or(file.dns.service.as_deref()))?;
         let dns = enabled(args.no_dns, file.dns.enabled)
             .then(|| dns_config(args, file.dns, &cluster_domain))
             .transpose()?;
@@ -213,6 +219,7 @@ impl Config {
             lb,
             dns,
             ingress,
+            dns_service,
         };
         config.check_listeners()?;
         Ok(config)
@@ -366,6 +373,8 @@ fn dns_config(
     if let Some(mode) = args.dns_pods.as_deref().or(file.pods.as_deref()) {
         config.pods = mode.parse().map_err(|e| invalid("--dns-pods", e))?;
     }
+    config.endpoint_pod_names =
+        args.dns_endpoint_pod_names || file.endpoint_pod_names.unwrap_or(false);
     config.upstreams = pick_list(&args.dns_upstreams, file.upstreams)
         .iter()
         .map(|a| dns_upstream(a))
@@ -384,6 +393,31 @@ fn dns_config(
             .collect::<Result<_, _>>()?;
     }
     Ok(config)
+}
+
+/// `--dns-service NS/NAME`: kube-system/kube-dns when absent, nothing for `none`.
+fn dns_service(value: Option<&str>) -> Result<Option<ObjectKey>, ConfigError> {
+    let value = value.unwrap_or("kube-system/kube-dns");
+    if value == "none" {
+        return Ok(None);
+    }
+    let dns_label = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 63
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !s.starts_with('-')
+            && !s.ends_with('-')
+    };
+    match value.split_once('/') {
+        Some((namespace, name)) if dns_label(namespace) && dns_label(name) => {
+            Ok(Some(ObjectKey::new(namespace, name)))
+        }
+        _ => Err(invalid(
+            "--dns-service",
+            format!("{value:?} is not NAMESPACE/NAME (or none)"),
+        )),
+    }
 }
 
 /// `IP` (port 53) or `IP:PORT` / `[IPv6]:PORT`.

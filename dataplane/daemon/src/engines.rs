@@ -10,7 +10,7 @@ use ferry_ingress::{IngressConfig, IngressEngine};
 use ferry_lb::{LbEngine, LbMetrics};
 use ferry_model::DesiredState;
 use ferry_model::dns::DnsBuilder;
-use ferry_model::lb::NodeContext;
+use ferry_model::lb::{LocalDns, NodeContext};
 use std::net::IpAddr;
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -65,12 +65,42 @@ impl LbHandle {
     }
 }
 
+/// Node-local DNS as the LB sees it: what to steer where, and whether this node's DNS answers.
+#[derive(Debug)]
+pub struct LocalDnsFeed {
+    pub steer: LocalDns,
+    pub serving: watch::Receiver<bool>,
+}
+
+impl LocalDnsFeed {
+    /// The steering to program now: only while the local DNS answers.
+    fn current(&mut self) -> Option<LocalDns> {
+        (*self.serving.borrow_and_update()).then(|| self.steer.clone())
+    }
+}
+
+/// Resolves when the local DNS starts or stops answering; never without a feed. A feed whose
+/// DNS is gone is dropped, which hands the DNS Service back to its endpoints.
+async fn serving_changed(feed: &mut Option<LocalDnsFeed>) {
+    match feed {
+        Some(f) => {
+            if f.serving.changed().await.is_err() {
+                *feed = None;
+            }
+        }
+        None => std::future::pending().await,
+    }
+}
+
 /// Loads and attaches the load balancer before anything is served, so a kernel that refuses
-/// the programs stops the daemon at start; then syncs the maps with every snapshot.
+/// the programs stops the daemon at start; then syncs the maps with every snapshot, and with
+/// every change of the local DNS's state when it steers the cluster DNS Service there.
+#[allow(clippy::too_many_arguments)]
 pub fn start_lb(
     settings: LbSettings,
     node: (String, Vec<IpAddr>),
     snapshots: watch::Receiver<Snapshot>,
+    local_dns: Option<LocalDnsFeed>,
     readiness: Readiness,
     metrics: LbMetrics,
     health: HealthChecks,
@@ -81,36 +111,59 @@ pub fn start_lb(
         name: name.clone(),
         ips: ips.clone(),
         zone: None,
+        local_dns: None,
     };
     let mut engine = LbEngine::start(&settings.engine, initial, &metrics)
         .context("lb: starting the eBPF load balancer (needs root; --no-lb turns it off)")?;
     let runtime = tokio::runtime::Handle::current();
-    let mut snapshots = snapshots;
+    let (mut snapshots, mut local_dns) = (snapshots, local_dns);
+    let keeps_pins = !settings.cleanup_on_exit;
     let thread = std::thread::Builder::new()
         .name("ferry-lb".into())
         .spawn(move || {
             let mut maintenance = tokio::time::Instant::now() + LbEngine::MAINTENANCE_INTERVAL;
+            let mut last: Option<Arc<DesiredState>> = None;
+            let mut steering = false;
+            let sync = |engine: &mut LbEngine, state: &DesiredState, dns: Option<LocalDns>| {
+                let node = NodeContext::from_state(&name, &ips, state).with_local_dns(dns);
+                let report = engine.sync(state, &node, &metrics);
+                log_report(&report);
+                health.publish(engine.state().health_checks());
+            };
             loop {
-                let snapshot = snapshots.borrow_and_update().clone();
-                if let Some(state) = snapshot {
-                    let node = NodeContext::from_state(&name, &ips, &state);
-                    let report = engine.sync(&state, &node, &metrics);
-                    log_report(&report);
-                    health.publish(engine.state().health_checks());
+                if let Some(state) = snapshots.borrow_and_update().clone() {
+                    last = Some(state);
+                }
+                let dns = local_dns.as_mut().and_then(LocalDnsFeed::current);
+                if let Some(state) = &last {
+                    if steering != dns.is_some() {
+                        tracing::info!(local = dns.is_some(), "lb: node-local DNS steering");
+                    }
+                    steering = dns.is_some();
+                    sync(&mut engine, state, dns);
                     readiness.set_ready(LB);
                 }
-                // Wait for the next snapshot, doing the engine's housekeeping meanwhile.
+                // Wait for the next change, doing the engine's housekeeping meanwhile.
                 loop {
                     let next = runtime.block_on(async {
                         tokio::select! {
                             changed = snapshots.changed() => Some(changed.is_ok()),
+                            () = serving_changed(&mut local_dns) => Some(true),
                             () = shutdown.cancelled() => Some(false),
                             () = tokio::time::sleep_until(maintenance) => None,
                         }
                     });
                     match next {
                         Some(true) => break,
-                        Some(false) => return,
+                        Some(false) => {
+                            // The pinned datapath outlives the daemon: the DNS Service must not
+                            // stay pointed at a server that is going away.
+                            if let (true, true, Some(state)) = (steering, keeps_pins, &last) {
+                                sync(&mut engine, state, None);
+                                tracing::info!("lb: cluster DNS handed back to its endpoints");
+                            }
+                            return;
+                        }
                         None => {
                             engine.maintain();
                             maintenance =
@@ -146,6 +199,7 @@ pub async fn start_dns(
     snapshots: watch::Receiver<Snapshot>,
     readiness: Readiness,
     metrics: DnsMetrics,
+    serving: watch::Sender<bool>,
 ) -> anyhow::Result<JoinHandle<()>> {
     if config.listen.is_empty() {
         tracing::info!("dns: no --dns-listen address; cluster DNS is not served");
@@ -157,7 +211,8 @@ pub async fn start_dns(
         .map_or(1, |since| {
             u32::try_from(since.as_secs()).unwrap_or(u32::MAX)
         });
-    let mut builder = DnsBuilder::new(&config.cluster_domain, serial);
+    let mut builder = DnsBuilder::new(&config.cluster_domain, serial)
+        .with_endpoint_pod_names(config.endpoint_pod_names);
     let server = DnsServer::start(config, metrics).await?;
     Ok(tokio::spawn(follow(
         snapshots,
@@ -167,6 +222,7 @@ pub async fn start_dns(
             if builder.update(&state) || !server.is_serving() {
                 server.publish(builder.table());
             }
+            serving.send_if_modified(|s| !std::mem::replace(s, true));
         },
     )))
 }

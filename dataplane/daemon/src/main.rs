@@ -8,6 +8,7 @@ mod config;
 mod engines;
 mod healthcheck;
 mod host;
+mod memory;
 mod pipeline;
 mod readiness;
 mod run;

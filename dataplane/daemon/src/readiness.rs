@@ -26,6 +26,9 @@ impl Readiness {
             && !ready.swap(true, Ordering::Release)
         {
             tracing::info!(part, "ready");
+            if self.waiting().is_empty() {
+                crate::memory::release_free_memory();
+            }
         }
     }
 

@@ -10,7 +10,9 @@ use anyhow::Context;
 use ferry_dns::DnsMetrics;
 use ferry_k8s::K8sMetrics;
 use ferry_lb::LbMetrics;
+use ferry_model::lb::LocalDns;
 use prometheus_client::registry::Registry;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -60,6 +62,19 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let mut tasks = Vec::new();
     let mut lb = None;
+    let (dns_serving_tx, dns_serving_rx) = watch::channel(false);
+    let local_dns = match (&config.lb, &config.dns, &config.dns_service) {
+        (Some(_), Some(dns), Some(service)) => {
+            local_dns_listen(&dns.listen, config.node_ip).map(|listen| engines::LocalDnsFeed {
+                steer: LocalDns {
+                    service: service.clone(),
+                    listen,
+                },
+                serving: dns_serving_rx,
+            })
+        }
+        _ => None,
+    };
     if let Some(settings) = config.lb {
         let (health, health_task) = healthcheck::start();
         tasks.push(health_task);
@@ -71,6 +86,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             settings,
             node,
             snapshot_rx.clone(),
+            local_dns,
             readiness.clone(),
             lb_metrics,
             health,
@@ -79,7 +95,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     if let Some(dns) = config.dns {
         tasks.push(
-            engines::start_dns(dns, snapshot_rx.clone(), readiness.clone(), dns_metrics).await?,
+            engines::start_dns(
+                dns,
+                snapshot_rx.clone(),
+                readiness.clone(),
+                dns_metrics,
+                dns_serving_tx,
+            )
+            .await?,
         );
     }
     if let Some(ingress) = config.ingress {
@@ -125,6 +148,22 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     tracing::info!("ferry stopped");
     Ok(())
+}
+
+/// Where clients reach this node's DNS: the listen addresses, a wildcard one standing for the
+/// node IP of its family. `None` when there is none to steer to.
+fn local_dns_listen(listen: &[SocketAddr], node_ip: Option<IpAddr>) -> Option<Vec<SocketAddr>> {
+    let reachable: Vec<SocketAddr> = listen
+        .iter()
+        .filter_map(|addr| {
+            if !addr.ip().is_unspecified() {
+                return Some(*addr);
+            }
+            let ip = node_ip.filter(|ip| ip.is_ipv4() == addr.is_ipv4())?;
+            Some(SocketAddr::new(ip, addr.port()))
+        })
+        .collect();
+    (!reachable.is_empty()).then_some(reachable)
 }
 
 async fn wait_for_signal() -> anyhow::Result<&'static str> {

@@ -17,7 +17,7 @@ fn service(spec: Value) -> Service {
     let value = json!({"apiVersion": "v1", "kind": "Service",
         "metadata": {"name": "svc", "namespace": "ns"}, "spec": spec});
     match object(value) {
-        Object::Service(s) => s,
+        Object::Service(s) => (*s).clone(),
         other => panic!("{other:?}"),
     }
 }

@@ -109,7 +109,7 @@ fn tls_secrets_from_data_and_string_data_other_secrets_ignored() {
         .objects()
         .into_iter()
         .map(|o| match o {
-            Object::Secret(s) => (s.key.name, s.cert_pem, s.key_pem),
+            Object::Secret(s) => (s.key.name.clone(), s.cert_pem.clone(), s.key_pem.clone()),
             other => panic!("unexpected {other:?}"),
         })
         .collect();

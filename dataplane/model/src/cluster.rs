@@ -34,7 +34,7 @@ impl Delta {
 #[derive(Debug, Clone, Default)]
 pub struct Cluster {
     state: DesiredState,
-    slices: HashMap<ObjectKey, EndpointSlice>,
+    slices: HashMap<ObjectKey, Arc<EndpointSlice>>,
     /// Service key -> keys of the slices labelled with it (the Service may not exist yet).
     slices_by_service: HashMap<ObjectKey, BTreeSet<ObjectKey>>,
 }
@@ -74,7 +74,7 @@ impl Cluster {
                 put(
                     &mut self.state.services,
                     key,
-                    derived,
+                    Arc::new(derived),
                     Kind::Service,
                     &mut delta,
                 );
@@ -210,7 +210,9 @@ impl Cluster {
 
     fn merged_endpoints(&self, service: &ObjectKey) -> Vec<crate::MergedEndpoint> {
         match self.slices_by_service.get(service) {
-            Some(keys) => merge_slices(keys.iter().filter_map(|k| self.slices.get(k))),
+            Some(keys) => {
+                merge_slices(keys.iter().filter_map(|k| self.slices.get(k).map(|s| &**s)))
+            }
             None => Vec::new(),
         }
     }
@@ -248,17 +250,17 @@ impl Cluster {
 fn put<K: Ord + Clone, V: PartialEq>(
     map: &mut OrdMap<K, Arc<V>>,
     key: K,
-    value: V,
+    value: Arc<V>,
     kind: Kind,
     delta: &mut Delta,
 ) where
     ObjectKey: for<'a> From<&'a K>,
 {
-    if map.get(&key).is_some_and(|old| **old == value) {
+    if map.get(&key).is_some_and(|old| **old == *value) {
         return;
     }
     delta.mark(kind, ObjectKey::from(&key));
-    map.insert(key, Arc::new(value));
+    map.insert(key, value);
 }
 
 fn diff_keys<K: Ord + Clone, V: PartialEq>(

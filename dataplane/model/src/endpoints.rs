@@ -45,6 +45,9 @@ pub struct Endpoint {
     pub addresses: Vec<IpAddr>,
     pub conditions: EndpointConditions,
     pub hostname: Option<String>,
+    /// `targetRef.name` when `targetRef.kind` is `Pod`: the name DNS gives a hostname-less
+    /// endpoint under `endpoint_pod_names`.
+    pub pod_name: Option<String>,
     pub node_name: Option<String>,
     pub zone: Option<String>,
     /// `hints.forZones[].name`.
@@ -78,6 +81,8 @@ pub struct MergedEndpoint {
     pub ports: Arc<BTreeMap<String, (Protocol, u16)>>,
     pub conditions: EndpointConditions,
     pub hostname: Option<String>,
+    /// The endpoint's pod (`targetRef` of kind `Pod`), if any.
+    pub pod_name: Option<String>,
     pub node_name: Option<String>,
     pub zone: Option<String>,
     pub zone_hints: Vec<String>,
@@ -113,6 +118,7 @@ pub fn merge_slices<'a>(
                     ports: ports.clone(),
                     conditions: endpoint.conditions,
                     hostname: endpoint.hostname.clone(),
+                    pod_name: endpoint.pod_name.clone(),
                     node_name: endpoint.node_name.clone(),
                     zone: endpoint.zone.clone(),
                     zone_hints: endpoint.zone_hints.clone(),
@@ -170,6 +176,7 @@ mod tests {
                     terminating: false,
                 },
                 hostname: None,
+                pod_name: None,
                 node_name: None,
                 zone: None,
                 zone_hints: vec![],

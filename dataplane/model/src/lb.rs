@@ -23,6 +23,8 @@ pub struct NodeContext {
     pub ips: Vec<IpAddr>,
     /// Label `topology.kubernetes.io/zone` of this node's Node object, if known.
     pub zone: Option<String>,
+    /// This node's own DNS server, while it answers.
+    pub local_dns: Option<LocalDns>,
 }
 
 impl NodeContext {
@@ -32,7 +34,44 @@ impl NodeContext {
             name: name.to_string(),
             ips: ips.to_vec(),
             zone: state.nodes.get(name).and_then(|n| n.zone.clone()),
+            local_dns: None,
         }
+    }
+
+    pub fn with_local_dns(mut self, local_dns: Option<LocalDns>) -> Self {
+        self.local_dns = local_dns;
+        self
+    }
+}
+
+/// Node-local DNS: the DNS port (53, UDP and TCP) of the cluster DNS Service's ClusterIPs goes
+/// to this node's own DNS server instead of the Service's endpoints, so every pod is answered
+/// on its node. Only while that server answers: otherwise the endpoints serve as usual.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalDns {
+    /// The cluster DNS Service (`--dns-service`, kube-system/kube-dns by default).
+    pub service: ObjectKey,
+    /// Where this node's DNS server listens; the first of a ClusterIP's family is used.
+    pub listen: Vec<SocketAddr>,
+}
+
+impl LocalDns {
+    /// The port clients dial on the cluster DNS Service.
+    pub const PORT: u16 = 53;
+
+    /// The local server for `port` of `svc` in `family`, if this steers it.
+    fn backend(&self, svc: &ObjectKey, port: u16, family: AddressFamily) -> Option<LbBackend> {
+        if *svc != self.service || port != Self::PORT {
+            return None;
+        }
+        let addr = *self
+            .listen
+            .iter()
+            .find(|a| AddressFamily::of(&a.ip()) == family)?;
+        Some(LbBackend {
+            addr,
+            node_local: true,
+        })
     }
 }
 
@@ -138,7 +177,11 @@ pub fn compile_service(state: &ServiceState, node: &NodeContext) -> Option<LbSer
                 backends.dedup_by_key(|b| b.addr);
                 backends
             };
-            let internal = view(svc.internal_traffic_policy == TrafficPolicy::Local);
+            let local_dns = node.local_dns.as_ref();
+            let internal = match local_dns.and_then(|d| d.backend(&svc.key, port.port, family)) {
+                Some(local) => vec![local],
+                None => view(svc.internal_traffic_policy == TrafficPolicy::Local),
+            };
             // Clients on the node reaching external addresses get the cluster-wide set, as with
             // kube-proxy's short-circuit of pod traffic to external IPs.
             let from_node = view(false);

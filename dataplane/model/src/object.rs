@@ -3,16 +3,20 @@
 use crate::{
     EndpointSlice, Ingress, IngressClass, Kind, Node, ObjectKey, ObjectRef, Service, TlsSecret,
 };
+use std::sync::Arc;
 
+/// One object. Payloads are shared, not copied: the source that read an object, the
+/// [`crate::Cluster`] and the snapshots all hold the same allocation, so a cluster's objects
+/// are in memory once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Object {
     Namespace(String),
-    Service(Service),
-    EndpointSlice(EndpointSlice),
-    Ingress(Ingress),
-    IngressClass(IngressClass),
-    Secret(TlsSecret),
-    Node(Node),
+    Service(Arc<Service>),
+    EndpointSlice(Arc<EndpointSlice>),
+    Ingress(Arc<Ingress>),
+    IngressClass(Arc<IngressClass>),
+    Secret(Arc<TlsSecret>),
+    Node(Arc<Node>),
 }
 
 impl Object {

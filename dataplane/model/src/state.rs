@@ -9,7 +9,7 @@ use std::sync::Arc;
 /// One Service with the merged endpoints of all its slices.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ServiceState {
-    pub service: Service,
+    pub service: Arc<Service>,
     pub endpoints: Vec<MergedEndpoint>,
 }
 
@@ -57,7 +57,7 @@ impl DesiredState {
     }
 
     pub fn service(&self, key: &ObjectKey) -> Option<&Service> {
-        self.services.get(key).map(|s| &s.service)
+        self.services.get(key).map(|s| &*s.service)
     }
 
     /// The Services that differ from `previous`: each with its new entry, or `None` when it

@@ -39,6 +39,7 @@ fn endpoint(
             terminating: false,
         },
         hostname: hostname.map(str::to_string),
+        pod_name: None,
         node_name: None,
         zone: None,
         zone_hints: vec![],
@@ -69,7 +70,7 @@ fn cluster_ip_service() -> ServiceState {
     );
     svc.cluster_ips.push(ip("fd00::10"));
     ServiceState {
-        service: svc,
+        service: svc.into(),
         endpoints: vec![endpoint("10.0.0.1", true, None, &[("http", 8080)])],
     }
 }
@@ -139,7 +140,7 @@ fn a_headless_service_serves_its_ready_endpoints() {
     svc.cluster_ips.clear();
     svc.headless = true;
     let state = ServiceState {
-        service: svc.clone(),
+        service: svc.clone().into(),
         endpoints: vec![
             endpoint("10.0.0.1", true, Some("pg-0"), &[("sql", 5432)]),
             endpoint("10.0.0.2", true, None, &[("sql", 5433)]),
@@ -171,7 +172,7 @@ fn a_headless_service_serves_its_ready_endpoints() {
 
     // publishNotReadyAddresses counts every endpoint; no ready endpoint at all: no name.
     let mut all = state.clone();
-    all.service.publish_not_ready_addresses = true;
+    std::sync::Arc::make_mut(&mut all.service).publish_not_ready_addresses = true;
     assert_eq!(
         table(vec![all])
             .records("pg.db.svc.cluster.local")
@@ -197,7 +198,7 @@ fn an_external_name_is_a_cname() {
     svc.service_type = ServiceType::ExternalName;
     svc.external_name = Some("Search.Example.com".into());
     let t = table(vec![ServiceState {
-        service: svc,
+        service: svc.into(),
         endpoints: vec![],
     }]);
     assert_eq!(
@@ -235,7 +236,7 @@ fn arb_service() -> impl Strategy<Value = Object> {
             svc.headless = true;
             svc.cluster_ips.clear();
         }
-        Object::Service(svc)
+        Object::Service(svc.into())
     })
 }
 
@@ -246,32 +247,36 @@ fn arb_slice() -> impl Strategy<Value = Object> {
         prop::collection::vec((1u8..5, any::<bool>()), 0..3),
     )
         .prop_map(|(n, ns, eps)| {
-            Object::EndpointSlice(EndpointSlice {
-                key: ObjectKey::new(["a", "b"][usize::from(ns)], format!("s{n}-x")),
-                service_name: format!("s{n}"),
-                address_type: AddressFamily::IPv4,
-                ports: vec![EndpointPort {
-                    name: "http".into(),
-                    protocol: Protocol::Tcp,
-                    port: Some(8080),
-                }],
-                endpoints: eps
-                    .into_iter()
-                    .map(|(i, ready)| Endpoint {
-                        addresses: vec![IpAddr::from([10, 0, 0, i])],
-                        conditions: EndpointConditions {
-                            ready,
-                            serving: ready,
-                            terminating: false,
-                        },
-                        hostname: None,
-                        node_name: None,
-                        zone: None,
-                        zone_hints: vec![],
-                        node_hints: vec![],
-                    })
-                    .collect(),
-            })
+            Object::EndpointSlice(
+                EndpointSlice {
+                    key: ObjectKey::new(["a", "b"][usize::from(ns)], format!("s{n}-x")),
+                    service_name: format!("s{n}"),
+                    address_type: AddressFamily::IPv4,
+                    ports: vec![EndpointPort {
+                        name: "http".into(),
+                        protocol: Protocol::Tcp,
+                        port: Some(8080),
+                    }],
+                    endpoints: eps
+                        .into_iter()
+                        .map(|(i, ready)| Endpoint {
+                            addresses: vec![IpAddr::from([10, 0, 0, i])],
+                            conditions: EndpointConditions {
+                                ready,
+                                serving: ready,
+                                terminating: false,
+                            },
+                            hostname: None,
+                            pod_name: None,
+                            node_name: None,
+                            zone: None,
+                            zone_hints: vec![],
+                            node_hints: vec![],
+                        })
+                        .collect(),
+                }
+                .into(),
+            )
         })
 }
 

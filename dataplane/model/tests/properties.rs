@@ -16,11 +16,14 @@ fn key() -> impl Strategy<Value = ObjectKey> {
 fn service() -> impl Strategy<Value = Object> {
     (key(), 1u8..4, any::<bool>()).prop_map(|(key, ip, named)| {
         let name = if named { "http" } else { "" };
-        Object::Service(Service::cluster_ip(
-            key,
-            IpAddr::V4(Ipv4Addr::new(10, 96, 0, ip)),
-            vec![ServicePort::tcp(name, 80)],
-        ))
+        Object::Service(
+            Service::cluster_ip(
+                key,
+                IpAddr::V4(Ipv4Addr::new(10, 96, 0, ip)),
+                vec![ServicePort::tcp(name, 80)],
+            )
+            .into(),
+        )
     })
 }
 
@@ -39,6 +42,7 @@ fn endpoint() -> impl Strategy<Value = Endpoint> {
                 terminating,
             },
             hostname: None,
+            pod_name: None,
             node_name: node,
             zone: None,
             zone_hints: vec![],
@@ -54,29 +58,35 @@ fn slice() -> impl Strategy<Value = Object> {
         prop::collection::vec(endpoint(), 0..4),
     )
         .prop_map(|(svc, n, port, endpoints)| {
-            Object::EndpointSlice(EndpointSlice {
-                key: ObjectKey::new(svc.namespace.clone(), format!("{}-{n}", svc.name)),
-                // Slices of one name may point at different Services across generations.
-                service_name: SERVICES[usize::from(n) % SERVICES.len()].to_string(),
-                address_type: AddressFamily::IPv4,
-                ports: vec![EndpointPort {
-                    name: "http".into(),
-                    protocol: Protocol::Tcp,
-                    port: Some(port),
-                }],
-                endpoints,
-            })
+            Object::EndpointSlice(
+                EndpointSlice {
+                    key: ObjectKey::new(svc.namespace.clone(), format!("{}-{n}", svc.name)),
+                    // Slices of one name may point at different Services across generations.
+                    service_name: SERVICES[usize::from(n) % SERVICES.len()].to_string(),
+                    address_type: AddressFamily::IPv4,
+                    ports: vec![EndpointPort {
+                        name: "http".into(),
+                        protocol: Protocol::Tcp,
+                        port: Some(port),
+                    }],
+                    endpoints,
+                }
+                .into(),
+            )
         })
 }
 
 fn other() -> impl Strategy<Value = Object> {
     prop_oneof![
         (0..NAMESPACES.len()).prop_map(|n| Object::Namespace(NAMESPACES[n].into())),
-        ("n[12]", prop::option::of("z[ab]")).prop_map(|(name, zone)| Object::Node(Node {
-            name,
-            addresses: vec![],
-            zone,
-        })),
+        ("n[12]", prop::option::of("z[ab]")).prop_map(|(name, zone)| Object::Node(
+            Node {
+                name,
+                addresses: vec![],
+                zone,
+            }
+            .into()
+        )),
     ]
 }
 

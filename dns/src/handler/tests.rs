@@ -31,6 +31,7 @@ fn endpoint(addr: &str, ready: bool, hostname: Option<&str>, port: u16) -> Merge
             terminating: false,
         },
         hostname: hostname.map(str::to_string),
+        pod_name: None,
         node_name: None,
         zone: None,
         zone_hints: vec![],
@@ -52,7 +53,7 @@ fn cluster_ip(ns: &str, name: &str, ips: &[&str]) -> ServiceState {
     );
     svc.cluster_ips = ips.iter().map(|i| ip(i)).collect();
     ServiceState {
-        service: svc,
+        service: svc.into(),
         endpoints: vec![endpoint("10.1.0.1", true, None, 8080)],
     }
 }
@@ -66,7 +67,7 @@ fn headless(ns: &str, name: &str, endpoints: Vec<MergedEndpoint>) -> ServiceStat
     svc.cluster_ips.clear();
     svc.headless = true;
     ServiceState {
-        service: svc,
+        service: svc.into(),
         endpoints,
     }
 }
@@ -77,7 +78,7 @@ fn external(ns: &str, name: &str, target: &str) -> ServiceState {
     svc.service_type = ServiceType::ExternalName;
     svc.external_name = Some(target.into());
     ServiceState {
-        service: svc,
+        service: svc.into(),
         endpoints: vec![],
     }
 }
@@ -237,10 +238,11 @@ fn ptr_answers_cluster_ips_and_headless_endpoints_in_both_families() {
     assert_eq!(data(&v6.answers), ["web.shop.svc.cluster.local."]);
     let endpoint = ask(&h, "1.0.2.10.in-addr.arpa.", RecordType::PTR);
     assert_eq!(data(&endpoint.answers), ["pg-0.pg.db.svc.cluster.local."]);
-    // Another type on a known reverse name: NODATA, without the cluster's SOA.
+    // Another type on a known reverse name: NODATA, with the reverse zone's SOA.
     let other = ask(&h, "10.0.96.10.in-addr.arpa.", RecordType::A);
     assert_eq!(other.metadata.response_code, ResponseCode::NoError);
-    assert!(other.answers.is_empty() && other.authorities.is_empty());
+    assert!(other.answers.is_empty());
+    assert_eq!(other.authorities[0].name.to_ascii(), "in-addr.arpa.");
 }
 
 #[test]
@@ -690,3 +692,5 @@ fn mutated_queries_never_panic_and_replies_are_well_formed() {
         }
     }
 }
+
+mod cached;

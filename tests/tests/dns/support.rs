@@ -77,14 +77,24 @@ impl Dig {
 
 /// `dig @127.0.0.1 -p PORT ARGS...` (one try, 3 s), parsed.
 pub fn dig(port: u16, args: &[&str]) -> Dig {
+    dig_at("127.0.0.1", port, args)
+}
+
+/// `dig @SERVER -p PORT ARGS...` (one try, 3 s), parsed.
+pub fn dig_at(server: &str, port: u16, args: &[&str]) -> Dig {
     let output = Command::new("dig")
-        .args(["@127.0.0.1", "-p", &port.to_string(), "+time=3", "+tries=1"])
+        .arg(format!("@{server}"))
+        .args(["-p", &port.to_string(), "+time=3", "+tries=1"])
         .args(args)
         .output()
         .expect("running dig");
-    let raw = String::from_utf8_lossy(&output.stdout).into_owned();
+    parse_dig(&String::from_utf8_lossy(&output.stdout))
+}
+
+/// `dig`'s output, parsed.
+pub fn parse_dig(raw: &str) -> Dig {
     let mut dig = Dig {
-        raw: raw.clone(),
+        raw: raw.to_string(),
         ..Dig::default()
     };
     let mut section: Option<&mut Vec<String>> = None;
@@ -161,7 +171,12 @@ pub struct Upstream {
 
 impl Upstream {
     pub fn start() -> Self {
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        Self::start_on("127.0.0.1:0".parse().unwrap())
+    }
+
+    /// The same server on `addr` (in the network namespace of the calling thread).
+    pub fn start_on(addr: SocketAddr) -> Self {
+        let udp = UdpSocket::bind(addr).unwrap();
         let addr = udp.local_addr().unwrap();
         let tcp = TcpListener::bind(addr).unwrap();
         udp.set_read_timeout(Some(Duration::from_millis(50)))

@@ -130,15 +130,17 @@ fn dns_settings_default_and_flags_override_the_file() {
         .unwrap();
     assert_eq!(dns.ttl, 30);
     assert_eq!(dns.pods, ferry_dns::PodMode::Insecure);
+    assert!(!dns.endpoint_pod_names, "off by default, as in CoreDNS");
     assert!(dns.upstreams.is_empty(), "empty: /etc/resolv.conf");
     assert_eq!(dns.allow, ferry_dns::default_allow());
 
     let file: FileConfig = serde_yaml_ng::from_str(
-        "dns: {ttl: 5, pods: disabled, upstreams: ['10.0.0.2', '[fd00::53]:5353'], allow: [10.0.0.0/8]}\n",
+        "dns: {ttl: 5, pods: disabled, endpointPodNames: true, upstreams: ['10.0.0.2', '[fd00::53]:5353'], allow: [10.0.0.0/8]}\n",
     )
     .unwrap();
     let dns = Config::merge(&args(dir.path()), file).unwrap().dns.unwrap();
     assert_eq!(dns.ttl, 5);
+    assert!(dns.endpoint_pod_names);
     assert_eq!(dns.pods, ferry_dns::PodMode::Disabled);
     let upstreams: Vec<String> = dns.upstreams.iter().map(ToString::to_string).collect();
     assert_eq!(upstreams, ["10.0.0.2:53", "[fd00::53]:5353"]);
@@ -148,11 +150,13 @@ fn dns_settings_default_and_flags_override_the_file() {
     let mut args = args(dir.path());
     args.dns_ttl = Some("0".into());
     args.dns_pods = Some("insecure".into());
+    args.dns_endpoint_pod_names = true;
     args.dns_upstreams = vec!["127.0.0.1:5300".into()];
     args.dns_allow = vec!["192.0.2.7".into(), "2001:db8::/32".into()];
     let dns = Config::merge(&args, file).unwrap().dns.unwrap();
     assert_eq!(dns.ttl, 0);
     assert_eq!(dns.pods, ferry_dns::PodMode::Insecure);
+    assert!(dns.endpoint_pod_names);
     assert_eq!(dns.upstreams, ["127.0.0.1:5300".parse().unwrap()]);
     let allow: Vec<String> = dns.allow.iter().map(ToString::to_string).collect();
     assert_eq!(allow, ["192.0.2.7/32", "2001:db8::/32"]);

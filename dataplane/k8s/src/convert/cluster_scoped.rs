@@ -5,6 +5,7 @@ use crate::{InvalidObject, validate};
 use ferry_model::{IngressClass, Node, Object, TlsSecret};
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::networking::v1 as net;
+use std::sync::Arc;
 
 const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 const DEFAULT_CLASS_ANNOTATION: &str = "ingressclass.kubernetes.io/is-default-class";
@@ -32,11 +33,11 @@ pub fn node(node: &core::Node) -> Result<Object, InvalidObject> {
         .as_ref()
         .and_then(|l| l.get(ZONE_LABEL))
         .cloned();
-    Ok(Object::Node(Node {
+    Ok(Object::Node(Arc::new(Node {
         name: key.name,
         addresses,
         zone,
-    }))
+    })))
 }
 
 pub fn ingress_class(class: &net::IngressClass) -> Result<Object, InvalidObject> {
@@ -53,11 +54,11 @@ pub fn ingress_class(class: &net::IngressClass) -> Result<Object, InvalidObject>
         .as_ref()
         .and_then(|a| a.get(DEFAULT_CLASS_ANNOTATION))
         .is_some_and(|v| v == "true");
-    Ok(Object::IngressClass(IngressClass {
+    Ok(Object::IngressClass(Arc::new(IngressClass {
         name: key.name,
         controller,
         is_default,
-    }))
+    })))
 }
 
 /// A TLS Secret, or `None` for any other type of Secret.
@@ -78,9 +79,9 @@ pub fn secret(secret: &core::Secret) -> Result<Option<Object>, InvalidObject> {
     let (Some(cert_pem), Some(key_pem)) = (field("tls.crt"), field("tls.key")) else {
         return Err(meta.invalid("a kubernetes.io/tls Secret needs both tls.crt and tls.key"));
     };
-    Ok(Some(Object::Secret(TlsSecret {
+    Ok(Some(Object::Secret(Arc::new(TlsSecret {
         key,
         cert_pem,
         key_pem,
-    })))
+    }))))
 }

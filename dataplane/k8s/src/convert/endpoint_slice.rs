@@ -7,6 +7,7 @@ use ferry_model::{
     AddressFamily, Endpoint, EndpointConditions, EndpointPort, EndpointSlice, Object,
 };
 use k8s_openapi::api::discovery::v1 as discovery;
+use std::sync::Arc;
 
 /// The label that ties a slice to its Service (same namespace).
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
@@ -75,6 +76,11 @@ pub fn endpoint_slice(slice: &discovery::EndpointSlice) -> Result<Object, Invali
                 terminating: c.terminating.unwrap_or(false),
             },
             hostname: e.hostname.clone(),
+            pod_name: e
+                .target_ref
+                .as_ref()
+                .filter(|r| r.kind.as_deref() == Some("Pod"))
+                .and_then(|r| r.name.clone()),
             node_name: e.node_name.clone(),
             zone: e.zone.clone(),
             zone_hints: hints
@@ -91,11 +97,39 @@ pub fn endpoint_slice(slice: &discovery::EndpointSlice) -> Result<Object, Invali
                 .collect(),
         });
     }
-    Ok(Object::EndpointSlice(EndpointSlice {
+    Ok(Object::EndpointSlice(Arc::new(EndpointSlice {
         key,
         service_name,
         address_type,
         ports,
         endpoints,
-    }))
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::convert::{Converted, from_value};
+    use ferry_model::Object;
+    use serde_json::json;
+
+    #[test]
+    fn a_pod_target_ref_names_the_endpoint_and_other_kinds_do_not() {
+        let value = json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "db-1", "namespace": "shop", "labels": {"kubernetes.io/service-name": "db"}},
+        "addressType": "IPv4",
+        "endpoints": [
+            {"addresses": ["10.0.0.1"], "targetRef": {"kind": "Pod", "name": "db-7f9c", "namespace": "shop"}},
+            {"addresses": ["10.0.0.2"], "targetRef": {"kind": "Node", "name": "n1"}},
+            {"addresses": ["10.0.0.3"]}
+        ]});
+        let Ok(Converted::Object(Object::EndpointSlice(slice))) = from_value(value) else {
+            panic!("expected an EndpointSlice")
+        };
+        let pods: Vec<Option<&str>> = slice
+            .endpoints
+            .iter()
+            .map(|e| e.pod_name.as_deref())
+            .collect();
+        assert_eq!(pods, [Some("db-7f9c"), None, None]);
+    }
 }

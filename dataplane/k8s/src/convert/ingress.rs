@@ -6,6 +6,7 @@ use ferry_model::{
     BackendPort, HttpPath, Ingress, IngressBackend, IngressRule, IngressTls, Object, PathType,
 };
 use k8s_openapi::api::networking::v1 as net;
+use std::sync::Arc;
 
 const LEGACY_CLASS_ANNOTATION: &str = "kubernetes.io/ingress.class";
 
@@ -72,13 +73,13 @@ pub fn ingress(ing: &net::Ingress) -> Result<Object, InvalidObject> {
             secret_name: t.secret_name.clone().filter(|s| !s.is_empty()),
         })
         .collect();
-    Ok(Object::Ingress(Ingress {
+    Ok(Object::Ingress(Arc::new(Ingress {
         key,
         class_name,
         default_backend,
         tls,
         rules,
-    }))
+    })))
 }
 
 fn backend(b: &net::IngressBackend, what: &str) -> Result<IngressBackend, String> {

@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 const SERVICE_PROXY_NAME_LABEL: &str = "service.kubernetes.io/service-proxy-name";
@@ -120,7 +121,7 @@ pub fn service(svc: &core::Service) -> Result<Object, InvalidObject> {
         .and_then(|l| l.get(SERVICE_PROXY_NAME_LABEL))
         .cloned();
 
-    Ok(Object::Service(Service {
+    Ok(Object::Service(Arc::new(Service {
         key,
         service_type,
         cluster_ips,
@@ -136,7 +137,7 @@ pub fn service(svc: &core::Service) -> Result<Object, InvalidObject> {
         traffic_distribution,
         health_check_node_port,
         service_proxy_name,
-    }))
+    })))
 }
 
 /// `clusterIPs` (or the older single `clusterIP`): addresses, or headless for "None".

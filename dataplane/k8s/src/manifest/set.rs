@@ -9,6 +9,10 @@ use ferry_model::{Object, ObjectRef};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A file's path, shared by every table that names the file.
+type FilePath = Arc<Path>;
 
 /// What one rescan found.
 #[derive(Debug, Default)]
@@ -23,8 +27,50 @@ pub struct Rescan {
 #[derive(Debug)]
 struct FileEntry {
     stamp: Stamp,
-    objects: BTreeMap<ObjectRef, Object>,
+    objects: FileObjects,
     problems: Vec<Problem>,
+}
+
+/// One file's objects, sorted by reference. Most files hold one object or a few, so a sorted
+/// list beats a tree node per file; the objects themselves are shared with the model.
+#[derive(Debug, Clone, Default)]
+struct FileObjects(Vec<(ObjectRef, Object)>);
+
+impl FileObjects {
+    fn get(&self, object_ref: &ObjectRef) -> Option<&Object> {
+        let i = self.0.binary_search_by(|(r, _)| r.cmp(object_ref)).ok()?;
+        Some(&self.0[i].1)
+    }
+
+    fn insert(&mut self, object_ref: ObjectRef, object: Object) {
+        match self.0.binary_search_by(|(r, _)| r.cmp(&object_ref)) {
+            Ok(i) => self.0[i].1 = object,
+            Err(i) => self.0.insert(i, (object_ref, object)),
+        }
+    }
+
+    fn refs(&self) -> impl Iterator<Item = &ObjectRef> {
+        self.0.iter().map(|(r, _)| r)
+    }
+
+    fn objects(&self) -> impl Iterator<Item = &Object> {
+        self.0.iter().map(|(_, o)| o)
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// The files declaring one object, sorted, and the one whose version is served.
+#[derive(Debug, Default)]
+struct Declared {
+    files: Vec<FilePath>,
+    owner: Option<FilePath>,
 }
 
 /// A manifest folder's objects. Each object belongs to the first file that declared it; a later
@@ -32,11 +78,9 @@ struct FileEntry {
 #[derive(Debug)]
 pub struct ManifestSet {
     root: PathBuf,
-    files: BTreeMap<PathBuf, FileEntry>,
-    /// Object -> the files declaring it.
-    declared: HashMap<ObjectRef, BTreeSet<PathBuf>>,
-    /// Object -> the file whose version is served.
-    owner: HashMap<ObjectRef, PathBuf>,
+    files: BTreeMap<FilePath, FileEntry>,
+    /// Object -> the files declaring it, and the owner.
+    declared: HashMap<ObjectRef, Declared>,
 }
 
 impl ManifestSet {
@@ -45,7 +89,6 @@ impl ManifestSet {
             root: root.into(),
             files: BTreeMap::new(),
             declared: HashMap::new(),
-            owner: HashMap::new(),
         }
     }
 
@@ -55,10 +98,10 @@ impl ManifestSet {
 
     /// The objects served now, in file then object order.
     pub fn objects(&self) -> Vec<Object> {
-        let mut out = Vec::with_capacity(self.owner.len());
+        let mut out = Vec::with_capacity(self.declared.len());
         for (path, entry) in &self.files {
-            for (object_ref, object) in &entry.objects {
-                if self.owner.get(object_ref) == Some(path) {
+            for (object_ref, object) in &entry.objects.0 {
+                if self.owner(object_ref) == Some(path) {
                     out.push(object.clone());
                 }
             }
@@ -86,36 +129,40 @@ impl ManifestSet {
         let mut rescan = Rescan::default();
 
         // Parse every new or changed file before touching any state.
-        let mut parsed: Vec<(PathBuf, Stamp, FileParse)> = Vec::new();
+        let mut parsed: Vec<(FilePath, Stamp, FileParse)> = Vec::new();
         for (path, stamp) in &listed {
-            if self.files.get(path).is_some_and(|f| f.stamp == *stamp) {
+            if self
+                .files
+                .get(path.as_path())
+                .is_some_and(|f| f.stamp == *stamp)
+            {
                 continue;
             }
             let parse = match std::fs::read(path) {
                 Ok(bytes) => parse_file(path, &bytes),
                 Err(e) => FileParse::Unreadable(format!("cannot read: {e}")),
             };
-            parsed.push((path.clone(), *stamp, parse));
+            parsed.push((FilePath::from(path.as_path()), *stamp, parse));
         }
         rescan.files_read = parsed.len();
-        let removed: Vec<PathBuf> = self
+        let removed: Vec<FilePath> = self
             .files
             .keys()
-            .filter(|p| !listed.contains_key(*p))
+            .filter(|p| !listed.contains_key(&***p))
             .cloned()
             .collect();
 
         // Objects whose served version may change, with that version now.
         let mut touched: BTreeSet<ObjectRef> = BTreeSet::new();
         for path in &removed {
-            touched.extend(self.files[path].objects.keys().cloned());
+            touched.extend(self.files[path].objects.refs().cloned());
         }
         let mut updates = Vec::with_capacity(parsed.len());
         for (path, stamp, parse) in parsed {
             let old = self.files.get(&path).map(|f| &f.objects);
             let (objects, problems) = self.file_objects(&path, parse, old);
-            touched.extend(old.into_iter().flat_map(|o| o.keys().cloned()));
-            touched.extend(objects.keys().cloned());
+            touched.extend(old.into_iter().flat_map(|o| o.refs().cloned()));
+            touched.extend(objects.refs().cloned());
             rescan.problems.extend(problems.iter().cloned());
             updates.push((
                 path,
@@ -133,21 +180,21 @@ impl ManifestSet {
 
         for path in removed {
             let entry = self.files.remove(&path).expect("listed above");
-            for object_ref in entry.objects.keys() {
+            for object_ref in entry.objects.refs() {
                 self.undeclare(object_ref, &path);
             }
         }
         for (path, entry) in updates {
             if let Some(old) = self.files.remove(&path) {
-                for object_ref in old.objects.keys() {
+                for object_ref in old.objects.refs() {
                     self.undeclare(object_ref, &path);
                 }
             }
-            for object_ref in entry.objects.keys() {
-                self.declared
-                    .entry(object_ref.clone())
-                    .or_default()
-                    .insert(path.clone());
+            for object_ref in entry.objects.refs() {
+                let files = &mut self.declared.entry(object_ref.clone()).or_default().files;
+                if let Err(i) = files.binary_search(&path) {
+                    files.insert(i, path.clone());
+                }
             }
             self.files.insert(path, entry);
         }
@@ -174,8 +221,8 @@ impl ManifestSet {
         &self,
         path: &Path,
         parse: FileParse,
-        old: Option<&BTreeMap<ObjectRef, Object>>,
-    ) -> (BTreeMap<ObjectRef, Object>, Vec<Problem>) {
+        old: Option<&FileObjects>,
+    ) -> (FileObjects, Vec<Problem>) {
         let problem = |severity, location, object, reason| Problem {
             severity,
             file: path.to_path_buf(),
@@ -195,7 +242,7 @@ impl ManifestSet {
             }
             FileParse::Documents(documents) => documents,
         };
-        let mut objects = BTreeMap::new();
+        let mut objects = FileObjects::default();
         let mut problems = Vec::new();
         let mut seen_here: BTreeMap<ObjectRef, Location> = BTreeMap::new();
         for document in documents {
@@ -239,43 +286,50 @@ impl ManifestSet {
         (objects, problems)
     }
 
+    fn owner(&self, object_ref: &ObjectRef) -> Option<&FilePath> {
+        self.declared.get(object_ref)?.owner.as_ref()
+    }
+
     fn served(&self, object_ref: &ObjectRef) -> Option<&Object> {
-        let path = self.owner.get(object_ref)?;
+        let path = self.owner(object_ref)?;
         self.files.get(path)?.objects.get(object_ref)
     }
 
-    /// Keeps the current owner while it still declares the object, else the first declaring file.
+    /// Keeps the current owner while it still declares the object, else the first declaring
+    /// file; an object no file declares any more is forgotten.
     fn elect_owner(&mut self, object_ref: &ObjectRef) {
-        let declaring = self.declared.get(object_ref);
-        let keep = self
+        let Some(declared) = self.declared.get_mut(object_ref) else {
+            return;
+        };
+        let keep = declared
             .owner
-            .get(object_ref)
-            .is_some_and(|o| declaring.is_some_and(|d| d.contains(o)));
+            .as_ref()
+            .is_some_and(|o| declared.files.contains(o));
         if keep {
             return;
         }
-        match declaring.and_then(|d| d.first()) {
-            Some(first) => {
-                self.owner.insert(object_ref.clone(), first.clone());
-            }
+        match declared.files.first() {
+            Some(first) => declared.owner = Some(first.clone()),
             None => {
-                self.owner.remove(object_ref);
+                self.declared.remove(object_ref);
             }
         }
     }
 
     fn duplicates(&self, object_ref: &ObjectRef) -> Vec<Problem> {
-        let (Some(declaring), Some(owner)) =
-            (self.declared.get(object_ref), self.owner.get(object_ref))
+        let Some(Declared {
+            files,
+            owner: Some(owner),
+        }) = self.declared.get(object_ref)
         else {
             return Vec::new();
         };
-        declaring
+        files
             .iter()
             .filter(|p| *p != owner)
             .map(|p| Problem {
                 severity: Severity::Error,
-                file: p.clone(),
+                file: p.to_path_buf(),
                 location: None,
                 object: Some(object_ref.to_string()),
                 reason: format!("duplicate object: already defined in {}", owner.display()),
@@ -283,23 +337,19 @@ impl ManifestSet {
             .collect()
     }
 
+    /// Drops `path` from the object's declaring files; [`Self::elect_owner`] then settles
+    /// the owner (and forgets an object nobody declares).
     fn undeclare(&mut self, object_ref: &ObjectRef, path: &Path) {
-        if let Some(files) = self.declared.get_mut(object_ref) {
-            files.remove(path);
-            if files.is_empty() {
-                self.declared.remove(object_ref);
-            }
+        if let Some(declared) = self.declared.get_mut(object_ref) {
+            declared.files.retain(|p| **p != *path);
         }
     }
 }
 
 /// The previous version of the object an invalid document names, if the file had one.
-fn last_good<'a>(
-    old: &'a BTreeMap<ObjectRef, Object>,
-    invalid: &crate::InvalidObject,
-) -> Option<&'a Object> {
+fn last_good<'a>(old: &'a FileObjects, invalid: &crate::InvalidObject) -> Option<&'a Object> {
     let name = invalid.name.as_deref()?;
-    old.values().find(|o| {
+    old.objects().find(|o| {
         let key = o.key();
         o.kind().as_str() == invalid.kind
             && key.name == name

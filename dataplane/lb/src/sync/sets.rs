@@ -65,10 +65,14 @@ impl BackendSets {
         tables: &[MaglevKey],
     ) -> (Self, Vec<BackendSlotKey>, Vec<MaglevKey>) {
         let mut sets = Self::default();
+        let none = HashMap::new();
         for &(set, count) in pointed {
-            let Some(members) = slots.get(&set) else {
-                continue;
-            };
+            // Whatever a frontend points at, whole or not, is never handed out again: a new
+            // set must not write its slots under a key an adopted frontend still reads.
+            sets.next_id = sets.next_id.max(set.0.saturating_add(1));
+            sets.revision = sets.revision.max(set.1);
+            // An empty set (a Service without endpoints) has no slots at all.
+            let members = slots.get(&set).unwrap_or(&none);
             if !(0..count).all(|slot| members.contains_key(&slot)) {
                 continue;
             }
@@ -89,8 +93,6 @@ impl BackendSets {
             if entry.refs == 1 {
                 sets.slot_count += entry.layout.len();
             }
-            sets.next_id = sets.next_id.max(set.0.saturating_add(1));
-            sets.revision = sets.revision.max(set.1);
         }
         let garbage = slots
             .into_iter()

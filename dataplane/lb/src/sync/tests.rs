@@ -92,19 +92,20 @@ fn node() -> NodeContext {
         name: "node-a".into(),
         ips: vec!["192.0.2.10".parse().unwrap()],
         zone: None,
+        local_dns: None,
     }
 }
 
 fn service(name: &str, ip: u8) -> Object {
-    Object::Service(Service::cluster_ip(
+    Object::Service(Arc::new(Service::cluster_ip(
         ObjectKey::new("ns", name),
         IpAddr::V4(Ipv4Addr::new(10, 96, 0, ip)),
         vec![ServicePort::tcp("http", 80)],
-    ))
+    )))
 }
 
 fn slice(service: &str, name: &str, ips: &[u8]) -> Object {
-    Object::EndpointSlice(EndpointSlice {
+    Object::EndpointSlice(Arc::new(EndpointSlice {
         key: ObjectKey::new("ns", name),
         service_name: service.into(),
         address_type: AddressFamily::IPv4,
@@ -119,13 +120,14 @@ fn slice(service: &str, name: &str, ips: &[u8]) -> Object {
                 addresses: vec![IpAddr::V4(Ipv4Addr::new(10, 0, 0, *ip))],
                 conditions: EndpointConditions::default(),
                 hostname: None,
+                pod_name: None,
                 node_name: Some("node-a".into()),
                 zone: None,
                 zone_hints: vec![],
                 node_hints: vec![],
             })
             .collect(),
-    })
+    }))
 }
 
 /// Syncs and applies, checking consistency after every single operation.
@@ -253,12 +255,12 @@ fn udp_backends_leaving_a_frontend_are_reported_stale() {
     );
     svc.ports[0].target_port = ferry_model::TargetPort::Number(53);
     let mut cluster = Cluster::new();
-    cluster.apply(Object::Service(svc));
+    cluster.apply(Object::Service(svc.into()));
     fn dns_slice(cluster: &mut Cluster, ips: &[u8]) {
         let Object::EndpointSlice(mut s) = slice("dns", "dns-1", ips) else {
             unreachable!()
         };
-        s.ports = vec![EndpointPort {
+        Arc::make_mut(&mut s).ports = vec![EndpointPort {
             name: "dns".into(),
             protocol: Protocol::Udp,
             port: Some(53),
@@ -382,8 +384,9 @@ fn nodeport(name: &str, ip: u8, node_port: u16) -> Object {
     let Object::Service(mut svc) = service(name, ip) else {
         unreachable!()
     };
-    svc.service_type = ferry_model::ServiceType::NodePort;
-    svc.ports[0].node_port = Some(node_port);
+    let spec = Arc::make_mut(&mut svc);
+    spec.service_type = ferry_model::ServiceType::NodePort;
+    spec.ports[0].node_port = Some(node_port);
     Object::Service(svc)
 }
 
@@ -460,4 +463,79 @@ fn maglev_tables_follow_their_sets_and_agree_across_nodes() {
     cluster.delete(&ObjectRef::new(Kind::Service, ObjectKey::new("ns", "web")));
     sync(&mut lb, &mut maps, &cluster);
     assert!(maps.maglev.is_empty() && maps.backends.is_empty());
+}
+
+#[test]
+fn node_local_dns_steering_after_a_restart_keeps_every_set_whole() {
+    // The adopted state holds an empty set (web has no endpoints): its id and revision must
+    // not be handed out again while its frontend points at them.
+    let dns = ObjectKey::new("kube-system", "kube-dns");
+    let mut spec = Service::cluster_ip(
+        dns.clone(),
+        "10.96.0.10".parse().unwrap(),
+        vec![
+            ServicePort {
+                protocol: Protocol::Udp,
+                ..ServicePort::tcp("dns", 53)
+            },
+            ServicePort::tcp("dns-tcp", 53),
+        ],
+    );
+    spec.ports[0].target_port = ferry_model::TargetPort::Number(53);
+    let mut cluster = Cluster::new();
+    cluster.apply(Object::Service(spec.into()));
+    let Object::EndpointSlice(mut s) = slice("kube-dns", "kube-dns-1", &[1]) else {
+        unreachable!()
+    };
+    let s_mut = Arc::make_mut(&mut s);
+    s_mut.key = ObjectKey::new("kube-system", "kube-dns-1");
+    s_mut.ports = vec![
+        EndpointPort {
+            name: "dns".into(),
+            protocol: Protocol::Udp,
+            port: Some(53),
+        },
+        EndpointPort {
+            name: "dns-tcp".into(),
+            protocol: Protocol::Tcp,
+            port: Some(53),
+        },
+    ];
+    cluster.apply(Object::EndpointSlice(s));
+    cluster.apply(service("web", 20));
+    let local: SocketAddr = "127.0.0.1:5353".parse().unwrap();
+    let steered = node().with_local_dns(Some(ferry_model::lb::LocalDns {
+        service: dns,
+        listen: vec![local],
+    }));
+    for _ in 0..50 {
+        let (mut lb, mut maps) = (LbState::new(node()), Maps::default());
+        sync(&mut lb, &mut maps, &cluster);
+        let frontends = maps
+            .frontends
+            .iter()
+            .map(|((s, k), v)| (*s, *k, *v))
+            .collect();
+        let backends = maps.backends.iter().map(|(k, v)| (*k, *v)).collect();
+        let (mut adopted, _, _) = LbState::adopt(node(), frontends, backends, &[]);
+        let report = adopted.sync(cluster.state(), &steered, |op| {
+            maps.apply(op);
+            assert!(maps.consistent(), "after {op:?}: {maps:?}");
+            Ok(())
+        });
+        assert!(report.failed.is_empty());
+        let reachable = maps.reachable();
+        assert_eq!(
+            reachable.values().filter(|b| *b == &[local]).count(),
+            2,
+            "{reachable:?}"
+        );
+        let report = adopted.sync(cluster.state(), &node(), |op| {
+            maps.apply(op);
+            assert!(maps.consistent(), "after {op:?}: {maps:?}");
+            Ok(())
+        });
+        assert!(report.failed.is_empty());
+        assert_eq!(maps.reachable(), reachable_from_scratch(&cluster));
+    }
 }

@@ -3,7 +3,7 @@
 use super::{Records, SCHEMA_VERSION, service};
 use crate::{DesiredState, ObjectKey, ServiceState};
 use imbl::HashMap as PersistentMap;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 /// The zone's names and records at one moment. Cloning is O(1).
@@ -63,7 +63,8 @@ pub struct DnsBuilder {
     table: DnsTable,
     /// The names each Service contributes.
     services: HashMap<ObjectKey, Vec<String>>,
-    contributions: HashMap<String, BTreeMap<Contributor, Records>>,
+    /// Name -> each contributor's records, sorted by contributor.
+    contributions: HashMap<String, Vec<(Contributor, Arc<Records>)>>,
     /// Namespaces with names in the zone: Namespace objects and those holding Services.
     namespaces: BTreeSet<String>,
     /// Services per namespace.
@@ -72,6 +73,8 @@ pub struct DnsBuilder {
     seen: DesiredState,
     /// Whether the current update changed any name.
     dirty: bool,
+    /// CoreDNS's `endpoint_pod_names`: hostname-less endpoints are named after their pod.
+    endpoint_pod_names: bool,
 }
 
 impl DnsBuilder {
@@ -92,6 +95,7 @@ impl DnsBuilder {
             services_in: HashMap::new(),
             seen: DesiredState::default(),
             dirty: false,
+            endpoint_pod_names: false,
         };
         let version = Records {
             txt: vec![SCHEMA_VERSION.to_string()],
@@ -106,6 +110,13 @@ impl DnsBuilder {
             builder.set(name, Contributor::Zone, Some(Records::default()));
         }
         builder
+    }
+
+    /// CoreDNS's `endpoint_pod_names`: a headless Service's endpoint without a hostname is
+    /// named after its pod rather than its dashed IP. Set it before the first update.
+    pub fn with_endpoint_pod_names(mut self, enabled: bool) -> Self {
+        self.endpoint_pod_names = enabled;
+        self
     }
 
     pub fn table(&self) -> DnsTable {
@@ -168,7 +179,7 @@ impl DnsBuilder {
             }
         }
         if let Some(entry) = entry {
-            let compiled = service::compile(entry, &self.table.zone);
+            let compiled = service::compile(entry, &self.table.zone, self.endpoint_pod_names);
             let names = compiled.iter().map(|(n, _)| n.clone()).collect();
             for (name, records) in compiled {
                 self.set(name, contributor.clone(), Some(records));
@@ -179,16 +190,27 @@ impl DnsBuilder {
     }
 
     /// Sets (or with `None` removes) one contributor's records on `name`, and re-merges it.
+    /// A name with one contributor (nearly all of them) serves that contributor's records
+    /// as they are, shared, not a merged copy.
     fn set(&mut self, name: String, contributor: Contributor, records: Option<Records>) {
         let by = self.contributions.entry(name.clone()).or_default();
         let existed = !by.is_empty();
-        match records {
-            Some(records) => {
-                by.insert(contributor, records);
+        let at = by.binary_search_by(|(c, _)| c.cmp(&contributor));
+        match (records, at) {
+            (Some(mut records), at) => {
+                records.normalize();
+                let records = Arc::new(records);
+                match at {
+                    Ok(i) => by[i].1 = records,
+                    // Sized to fit: most names never get a second contributor.
+                    Err(_) if by.is_empty() => *by = vec![(contributor, records)],
+                    Err(i) => by.insert(i, (contributor, records)),
+                }
             }
-            None => {
-                by.remove(&contributor);
+            (None, Ok(i)) => {
+                by.remove(i);
             }
+            (None, Err(_)) => {}
         }
         if by.is_empty() {
             self.contributions.remove(&name);
@@ -198,21 +220,27 @@ impl DnsBuilder {
             }
             return;
         }
-        let mut merged = Records::default();
-        for records in by.values() {
-            merged.merge(records);
-        }
-        merged.normalize();
+        let merged = match by.as_slice() {
+            [(_, only)] => only.clone(),
+            many => {
+                let mut merged = Records::default();
+                for (_, records) in many {
+                    merged.merge(records);
+                }
+                merged.normalize();
+                Arc::new(merged)
+            }
+        };
         if self
             .table
             .names
             .get(&name)
-            .is_some_and(|old| **old == merged)
+            .is_some_and(|old| **old == *merged)
         {
             return;
         }
         self.dirty = true;
-        self.table.names.insert(name.clone(), Arc::new(merged));
+        self.table.names.insert(name.clone(), merged);
         if !existed {
             self.count_ancestors(&name, true);
         }

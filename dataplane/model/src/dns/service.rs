@@ -12,9 +12,10 @@ use std::net::IpAddr;
 ///   CoreDNS answers a bare-name SRV query, the SRV records of every named port;
 /// * `_<port>._<proto>.<svc>.<ns>.svc.<zone>`: SRV per named port, aimed at the Service name, or
 ///   at each endpoint's name for a headless Service;
-/// * headless endpoints: `<hostname or dashed IP>.<svc>.<ns>.svc.<zone>` A/AAAA;
+/// * headless endpoints: `<label>.<svc>.<ns>.svc.<zone>` A/AAAA, the label from
+///   `endpoint_label`;
 /// * PTR from the reverse name of each ClusterIP and headless endpoint address.
-pub fn compile(state: &ServiceState, zone: &str) -> Vec<(String, Records)> {
+pub fn compile(state: &ServiceState, zone: &str, pod_names: bool) -> Vec<(String, Records)> {
     let svc = &state.service;
     let name = format!("{}.{}.svc.{zone}", svc.key.name, svc.key.namespace).to_ascii_lowercase();
     let mut out: BTreeMap<String, Records> = BTreeMap::new();
@@ -24,7 +25,7 @@ pub fn compile(state: &ServiceState, zone: &str) -> Vec<(String, Records)> {
                 out.entry(name.clone()).or_default().cname = Some(target.to_ascii_lowercase());
             }
         }
-        _ if svc.headless => headless(state, &name, &mut out),
+        _ if svc.headless => headless(state, &name, pod_names, &mut out),
         _ => {
             if svc.cluster_ips.is_empty() {
                 return Vec::new();
@@ -53,7 +54,12 @@ pub fn compile(state: &ServiceState, zone: &str) -> Vec<(String, Records)> {
     finish(out, &name)
 }
 
-fn headless(state: &ServiceState, name: &str, out: &mut BTreeMap<String, Records>) {
+fn headless(
+    state: &ServiceState,
+    name: &str,
+    pod_names: bool,
+    out: &mut BTreeMap<String, Records>,
+) {
     let svc = &state.service;
     let ready: Vec<&MergedEndpoint> = state
         .endpoints
@@ -64,11 +70,7 @@ fn headless(state: &ServiceState, name: &str, out: &mut BTreeMap<String, Records
         return;
     }
     for endpoint in &ready {
-        let host = endpoint
-            .hostname
-            .as_ref()
-            .map_or_else(|| dashed_ip(endpoint.address), |h| h.to_ascii_lowercase());
-        let host_name = format!("{host}.{name}");
+        let host_name = format!("{}.{name}", endpoint_label(endpoint, pod_names));
         push_address(out.entry(name.to_string()).or_default(), endpoint.address);
         push_address(out.entry(host_name.clone()).or_default(), endpoint.address);
         out.entry(reverse_name(endpoint.address))
@@ -93,6 +95,25 @@ fn headless(state: &ServiceState, name: &str, out: &mut BTreeMap<String, Records
                 });
         }
     }
+}
+
+/// The label of a headless Service's endpoint, as CoreDNS's `endpointHostname`: its hostname;
+/// else, with `endpoint_pod_names`, its pod's name (lowercase) when that is one valid label
+/// (CoreDNS skips names of 64 characters or more; a dotted name would be several labels);
+/// else its dashed IP.
+fn endpoint_label(endpoint: &MergedEndpoint, pod_names: bool) -> String {
+    if let Some(hostname) = &endpoint.hostname {
+        return hostname.to_ascii_lowercase();
+    }
+    match &endpoint.pod_name {
+        Some(pod) if pod_names && is_label(pod) => pod.to_ascii_lowercase(),
+        _ => dashed_ip(endpoint.address),
+    }
+}
+
+/// A DNS label of letters, digits and hyphens, 1 to 63 characters.
+fn is_label(text: &str) -> bool {
+    (1..=63).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 /// Copies every port's SRV records to the Service name (bare-name SRV queries), sets weights
@@ -132,4 +153,107 @@ fn srv_name(port: &str, protocol: Protocol, service: &str) -> String {
         Protocol::Sctp => "sctp",
     };
     format!("_{}._{proto}.{service}", port.to_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{EndpointConditions, ObjectKey, Service, ServicePort};
+    use std::collections::BTreeMap;
+
+    fn endpoint(ip: &str, hostname: Option<&str>, pod: Option<&str>) -> MergedEndpoint {
+        MergedEndpoint {
+            address: ip.parse().unwrap(),
+            ports: BTreeMap::from([("http".to_string(), (Protocol::Tcp, 8080))]).into(),
+            conditions: EndpointConditions::default(),
+            hostname: hostname.map(str::to_string),
+            pod_name: pod.map(str::to_string),
+            node_name: None,
+            zone: None,
+            zone_hints: vec![],
+            node_hints: vec![],
+        }
+    }
+
+    fn pg(headless: bool, endpoints: Vec<MergedEndpoint>) -> ServiceState {
+        let mut service = Service::cluster_ip(
+            ObjectKey::new("db", "pg"),
+            "10.96.0.7".parse().unwrap(),
+            vec![ServicePort::tcp("http", 80)],
+        );
+        if headless {
+            service.cluster_ips.clear();
+            service.headless = true;
+        }
+        ServiceState {
+            service: service.into(),
+            endpoints,
+        }
+    }
+
+    fn names(state: &ServiceState, pod_names: bool) -> Vec<String> {
+        compile(state, "cluster.local", pod_names)
+            .into_iter()
+            .map(|(name, _)| name)
+            .filter(|name| name.ends_with(".pg.db.svc.cluster.local") && !name.starts_with('_'))
+            .collect()
+    }
+
+    #[test]
+    fn endpoint_pod_names_name_hostless_endpoints_after_their_pod() {
+        let long = "p".repeat(64);
+        let state = pg(
+            true,
+            vec![
+                endpoint("10.0.0.1", Some("Primary"), Some("pg-0")),
+                endpoint("10.0.0.2", None, Some("PG-Replica-1")),
+                endpoint("10.0.0.3", None, None),
+                endpoint("10.0.0.4", None, Some(&long)),
+                endpoint("10.0.0.5", None, Some("pg.5")),
+                endpoint("fd00::6", None, Some("pg-6")),
+            ],
+        );
+        assert_eq!(
+            names(&state, true),
+            [
+                "10-0-0-3.pg.db.svc.cluster.local",
+                "10-0-0-4.pg.db.svc.cluster.local",
+                "10-0-0-5.pg.db.svc.cluster.local",
+                "pg-6.pg.db.svc.cluster.local",
+                "pg-replica-1.pg.db.svc.cluster.local",
+                "primary.pg.db.svc.cluster.local",
+            ],
+            "hostname first, then a valid pod name (lowercase), else the dashed IP"
+        );
+        assert_eq!(
+            names(&state, false),
+            [
+                "10-0-0-2.pg.db.svc.cluster.local",
+                "10-0-0-3.pg.db.svc.cluster.local",
+                "10-0-0-4.pg.db.svc.cluster.local",
+                "10-0-0-5.pg.db.svc.cluster.local",
+                "fd00--6.pg.db.svc.cluster.local",
+                "primary.pg.db.svc.cluster.local",
+            ],
+            "off by default: pod names are ignored"
+        );
+        let compiled: BTreeMap<String, Records> =
+            compile(&state, "cluster.local", true).into_iter().collect();
+        assert_eq!(
+            compiled["2.0.0.10.in-addr.arpa"].ptr,
+            ["pg-replica-1.pg.db.svc.cluster.local"]
+        );
+        assert!(
+            compiled["_http._tcp.pg.db.svc.cluster.local"]
+                .srv
+                .iter()
+                .any(|srv| srv.target == "pg-replica-1.pg.db.svc.cluster.local")
+        );
+    }
+
+    #[test]
+    fn pod_names_do_not_touch_cluster_ip_services() {
+        let state = pg(false, vec![endpoint("10.0.0.2", None, Some("pg-1"))]);
+        assert!(names(&state, true).is_empty());
+    }
 }

@@ -13,6 +13,7 @@ fn node() -> NodeContext {
         name: NODE.into(),
         ips: vec!["192.0.2.10".parse().unwrap()],
         zone: Some("zone-a".into()),
+        local_dns: None,
     }
 }
 
@@ -66,6 +67,7 @@ impl Ep {
                 terminating: self.terminating,
             },
             hostname: None,
+            pod_name: None,
             node_name: Some(self.node.into()),
             zone: Some(self.zone.into()),
             zone_hints: self.hints.iter().map(|h| h.to_string()).collect(),
@@ -233,7 +235,7 @@ fn named_target_ports_resolve_per_endpoint() {
 
 fn state(svc: Service, eps: &[Ep]) -> ServiceState {
     ServiceState {
-        service: svc,
+        service: svc.into(),
         endpoints: eps.iter().map(Ep::merged).collect(),
     }
 }
@@ -332,7 +334,7 @@ fn dual_stack_services_get_a_frontend_per_family() {
     let mut v6 = ep(9, NODE).merged();
     v6.address = "fd00::9".parse().unwrap();
     let st = ServiceState {
-        service: svc,
+        service: svc.into(),
         endpoints: vec![ep(1, NODE).merged(), v6],
     };
     let lb = compile_service(&st, &node()).unwrap();
@@ -381,4 +383,55 @@ fn services_the_lb_leaves_alone() {
             .frontends
             .is_empty()
     );
+}
+
+#[test]
+fn node_local_dns_takes_the_dns_port_of_the_dns_service_only() {
+    let dns_service = ObjectKey::new("kube-system", "kube-dns");
+    let mut svc = service();
+    svc.key = dns_service.clone();
+    let mut udp = ServicePort::tcp("dns", 53);
+    udp.protocol = Protocol::Udp;
+    svc.ports = vec![
+        udp,
+        ServicePort::tcp("dns-tcp", 53),
+        ServicePort::tcp("metrics", 9153),
+    ];
+    let listen: SocketAddr = "10.0.0.99:5353".parse().unwrap();
+    let steered = node().with_local_dns(Some(LocalDns {
+        service: dns_service,
+        listen: vec!["[fd00::1]:53".parse().unwrap(), listen],
+    }));
+    let lb = compile_service(&state(svc.clone(), &[ep(1, "node-b")]), &steered).unwrap();
+    let backends = |lb: &LbService, port: u16, protocol: Protocol| {
+        let f = lb
+            .frontends
+            .iter()
+            .find(|f| f.addr.port() == port && f.protocol == protocol);
+        f.unwrap()
+            .backends
+            .iter()
+            .map(|b| b.addr)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(backends(&lb, 53, Protocol::Udp), [listen]);
+    assert_eq!(backends(&lb, 53, Protocol::Tcp), [listen]);
+    let plain = compile_service(&state(svc.clone(), &[ep(1, "node-b")]), &node()).unwrap();
+    assert_eq!(
+        backends(&lb, 9153, Protocol::Tcp),
+        backends(&plain, 9153, Protocol::Tcp),
+        "other ports untouched"
+    );
+
+    // Another Service on port 53, or no local server of the family: the endpoints.
+    let mut other = svc.clone();
+    other.key = ObjectKey::new("kube-system", "other-dns");
+    let lb = compile_service(&state(other, &[ep(1, "node-b")]), &steered).unwrap();
+    assert_ne!(backends(&lb, 53, Protocol::Tcp), [listen]);
+    let v6_only = node().with_local_dns(Some(LocalDns {
+        service: svc.key.clone(),
+        listen: vec!["[fd00::1]:53".parse().unwrap()],
+    }));
+    let lb = compile_service(&state(svc, &[ep(1, "node-b")]), &v6_only).unwrap();
+    assert_ne!(backends(&lb, 53, Protocol::Tcp), [listen]);
 }
