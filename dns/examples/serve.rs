@@ -78,12 +78,14 @@ fn zone() -> DesiredState {
                     serving: true,
                     terminating: false,
                 },
-                hostname: Some(format!("pod-{e}")),
-                pod_name: None,
-                node_name: None,
-                zone: None,
-                zone_hints: vec![],
-                node_hints: vec![],
+                info: std::sync::Arc::new(ferry_model::EndpointInfo {
+                    hostname: Some(format!("pod-{e}")),
+                    pod_name: None,
+                    node_name: None,
+                    zone: None,
+                    zone_hints: vec![],
+                    node_hints: vec![],
+                }),
             })
             .collect();
         add(svc, endpoints);

@@ -236,12 +236,14 @@ fn endpoint(
             serving: ready,
             terminating: false,
         },
-        hostname: hostname.map(str::to_string),
-        pod_name: pod.map(str::to_string),
-        node_name: None,
-        zone: None,
-        zone_hints: vec![],
-        node_hints: vec![],
+        info: std::sync::Arc::new(ferry_model::EndpointInfo {
+            hostname: hostname.map(str::to_string),
+            pod_name: pod.map(str::to_string),
+            node_name: None,
+            zone: None,
+            zone_hints: vec![],
+            node_hints: vec![],
+        }),
     }
 }
 

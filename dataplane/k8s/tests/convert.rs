@@ -229,14 +229,14 @@ fn endpoint_slices_keep_conditions_topology_and_hints() {
     );
     assert_eq!(
         (
-            a.hostname.as_deref(),
-            a.node_name.as_deref(),
-            a.zone.as_deref()
+            a.info.hostname.as_deref(),
+            a.info.node_name.as_deref(),
+            a.info.zone.as_deref()
         ),
         (Some("web-0"), Some("n1"), Some("z1"))
     );
     assert_eq!(
-        (a.zone_hints.clone(), a.node_hints.clone()),
+        (a.info.zone_hints.clone(), a.info.node_hints.clone()),
         (vec!["z1".to_string()], vec!["n1".to_string()])
     );
     assert_eq!(

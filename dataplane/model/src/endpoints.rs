@@ -40,10 +40,12 @@ pub struct EndpointPort {
     pub port: Option<u16>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub struct Endpoint {
-    pub addresses: Vec<IpAddr>,
-    pub conditions: EndpointConditions,
+/// What an endpoint says about itself besides its addresses and conditions. Shared, not
+/// copied: by the endpoint's merged entries, and by the endpoints of a slice that say the
+/// same (typically every hostname-less endpoint on one node), so a large cluster keeps one
+/// copy per distinct value.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct EndpointInfo {
     pub hostname: Option<String>,
     /// `targetRef.name` when `targetRef.kind` is `Pod`: the name DNS gives a hostname-less
     /// endpoint under `endpoint_pod_names`.
@@ -54,6 +56,14 @@ pub struct Endpoint {
     pub zone_hints: Vec<String>,
     /// `hints.forNodes[].name`.
     pub node_hints: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Endpoint {
+    pub addresses: Vec<IpAddr>,
+    pub conditions: EndpointConditions,
+    #[serde(flatten)]
+    pub info: Arc<EndpointInfo>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -80,13 +90,8 @@ pub struct MergedEndpoint {
     /// shared by every endpoint of the slice.
     pub ports: Arc<BTreeMap<String, (Protocol, u16)>>,
     pub conditions: EndpointConditions,
-    pub hostname: Option<String>,
-    /// The endpoint's pod (`targetRef` of kind `Pod`), if any.
-    pub pod_name: Option<String>,
-    pub node_name: Option<String>,
-    pub zone: Option<String>,
-    pub zone_hints: Vec<String>,
-    pub node_hints: Vec<String>,
+    #[serde(flatten)]
+    pub info: Arc<EndpointInfo>,
 }
 
 /// Merges every slice of one Service into one list, one entry per address, sorted by address.
@@ -117,12 +122,7 @@ pub fn merge_slices<'a>(
                     address,
                     ports: ports.clone(),
                     conditions: endpoint.conditions,
-                    hostname: endpoint.hostname.clone(),
-                    pod_name: endpoint.pod_name.clone(),
-                    node_name: endpoint.node_name.clone(),
-                    zone: endpoint.zone.clone(),
-                    zone_hints: endpoint.zone_hints.clone(),
-                    node_hints: endpoint.node_hints.clone(),
+                    info: endpoint.info.clone(),
                 };
                 match merged.get_mut(&address) {
                     None => {
@@ -175,12 +175,14 @@ mod tests {
                     serving: ready,
                     terminating: false,
                 },
-                hostname: None,
-                pod_name: None,
-                node_name: None,
-                zone: None,
-                zone_hints: vec![],
-                node_hints: vec![],
+                info: std::sync::Arc::new(crate::EndpointInfo {
+                    hostname: None,
+                    pod_name: None,
+                    node_name: None,
+                    zone: None,
+                    zone_hints: vec![],
+                    node_hints: vec![],
+                }),
             }],
         }
     }

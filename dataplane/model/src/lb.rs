@@ -264,7 +264,7 @@ pub fn compile_service(state: &ServiceState, node: &NodeContext) -> Option<LbSer
             local_endpoints: state
                 .endpoints
                 .iter()
-                .filter(|e| e.conditions.ready && e.node_name.as_deref() == Some(&node.name))
+                .filter(|e| e.conditions.ready && e.info.node_name.as_deref() == Some(&node.name))
                 .count(),
         }),
         _ => None,

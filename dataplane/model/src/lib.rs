@@ -17,7 +17,9 @@ mod service;
 mod state;
 
 pub use cluster::{Cluster, Delta};
-pub use endpoints::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice, MergedEndpoint};
+pub use endpoints::{
+    Endpoint, EndpointConditions, EndpointInfo, EndpointPort, EndpointSlice, MergedEndpoint,
+};
 pub use ingress::{
     BackendPort, HttpPath, Ingress, IngressBackend, IngressClass, IngressRule, IngressTls, PathType,
 };

@@ -38,12 +38,14 @@ fn endpoint(
             serving: ready,
             terminating: false,
         },
-        hostname: hostname.map(str::to_string),
-        pod_name: None,
-        node_name: None,
-        zone: None,
-        zone_hints: vec![],
-        node_hints: vec![],
+        info: std::sync::Arc::new(ferry_model::EndpointInfo {
+            hostname: hostname.map(str::to_string),
+            pod_name: None,
+            node_name: None,
+            zone: None,
+            zone_hints: vec![],
+            node_hints: vec![],
+        }),
     }
 }
 
@@ -266,12 +268,14 @@ fn arb_slice() -> impl Strategy<Value = Object> {
                                 serving: ready,
                                 terminating: false,
                             },
-                            hostname: None,
-                            pod_name: None,
-                            node_name: None,
-                            zone: None,
-                            zone_hints: vec![],
-                            node_hints: vec![],
+                            info: std::sync::Arc::new(ferry_model::EndpointInfo {
+                                hostname: None,
+                                pod_name: None,
+                                node_name: None,
+                                zone: None,
+                                zone_hints: vec![],
+                                node_hints: vec![],
+                            }),
                         })
                         .collect(),
                 }

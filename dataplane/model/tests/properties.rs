@@ -41,12 +41,14 @@ fn endpoint() -> impl Strategy<Value = Endpoint> {
                 serving: ready || terminating,
                 terminating,
             },
-            hostname: None,
-            pod_name: None,
-            node_name: node,
-            zone: None,
-            zone_hints: vec![],
-            node_hints: vec![],
+            info: std::sync::Arc::new(ferry_model::EndpointInfo {
+                hostname: None,
+                pod_name: None,
+                node_name: node,
+                zone: None,
+                zone_hints: vec![],
+                node_hints: vec![],
+            }),
         })
 }
 

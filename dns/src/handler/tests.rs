@@ -30,12 +30,14 @@ fn endpoint(addr: &str, ready: bool, hostname: Option<&str>, port: u16) -> Merge
             serving: ready,
             terminating: false,
         },
-        hostname: hostname.map(str::to_string),
-        pod_name: None,
-        node_name: None,
-        zone: None,
-        zone_hints: vec![],
-        node_hints: vec![],
+        info: std::sync::Arc::new(ferry_model::EndpointInfo {
+            hostname: hostname.map(str::to_string),
+            pod_name: None,
+            node_name: None,
+            zone: None,
+            zone_hints: vec![],
+            node_hints: vec![],
+        }),
     }
 }
 

@@ -4,9 +4,10 @@ use super::Meta;
 use super::service::protocol;
 use crate::{InvalidObject, validate};
 use ferry_model::{
-    AddressFamily, Endpoint, EndpointConditions, EndpointPort, EndpointSlice, Object,
+    AddressFamily, Endpoint, EndpointConditions, EndpointInfo, EndpointPort, EndpointSlice, Object,
 };
 use k8s_openapi::api::discovery::v1 as discovery;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 /// The label that ties a slice to its Service (same namespace).
@@ -50,6 +51,7 @@ pub fn endpoint_slice(slice: &discovery::EndpointSlice) -> Result<Object, Invali
         });
     }
     let mut endpoints = Vec::with_capacity(slice.endpoints.len());
+    let mut infos: HashSet<Arc<EndpointInfo>> = HashSet::new();
     for (i, e) in slice.endpoints.iter().enumerate() {
         let what = format!("endpoints[{i}]");
         if e.addresses.is_empty() {
@@ -68,13 +70,7 @@ pub fn endpoint_slice(slice: &discovery::EndpointSlice) -> Result<Object, Invali
         }
         let c = e.conditions.clone().unwrap_or_default();
         let hints = e.hints.clone().unwrap_or_default();
-        endpoints.push(Endpoint {
-            addresses,
-            conditions: EndpointConditions {
-                ready: c.ready.unwrap_or(true),
-                serving: c.serving.unwrap_or(true),
-                terminating: c.terminating.unwrap_or(false),
-            },
+        let info = EndpointInfo {
             hostname: e.hostname.clone(),
             pod_name: e
                 .target_ref
@@ -95,6 +91,24 @@ pub fn endpoint_slice(slice: &discovery::EndpointSlice) -> Result<Object, Invali
                 .flatten()
                 .map(|n| n.name)
                 .collect(),
+        };
+        // Endpoints that say the same share one copy.
+        let info = match infos.get(&info) {
+            Some(shared) => Arc::clone(shared),
+            None => {
+                let info = Arc::new(info);
+                infos.insert(Arc::clone(&info));
+                info
+            }
+        };
+        endpoints.push(Endpoint {
+            addresses,
+            conditions: EndpointConditions {
+                ready: c.ready.unwrap_or(true),
+                serving: c.serving.unwrap_or(true),
+                terminating: c.terminating.unwrap_or(false),
+            },
+            info,
         });
     }
     Ok(Object::EndpointSlice(Arc::new(EndpointSlice {
@@ -128,7 +142,7 @@ mod tests {
         let pods: Vec<Option<&str>> = slice
             .endpoints
             .iter()
-            .map(|e| e.pod_name.as_deref())
+            .map(|e| e.info.pod_name.as_deref())
             .collect();
         assert_eq!(pods, [Some("db-7f9c"), None, None]);
     }

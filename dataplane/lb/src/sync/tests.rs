@@ -119,12 +119,14 @@ fn slice(service: &str, name: &str, ips: &[u8]) -> Object {
             .map(|ip| Endpoint {
                 addresses: vec![IpAddr::V4(Ipv4Addr::new(10, 0, 0, *ip))],
                 conditions: EndpointConditions::default(),
-                hostname: None,
-                pod_name: None,
-                node_name: Some("node-a".into()),
-                zone: None,
-                zone_hints: vec![],
-                node_hints: vec![],
+                info: std::sync::Arc::new(ferry_model::EndpointInfo {
+                    hostname: None,
+                    pod_name: None,
+                    node_name: Some("node-a".into()),
+                    zone: None,
+                    zone_hints: vec![],
+                    node_hints: vec![],
+                }),
             })
             .collect(),
     }))

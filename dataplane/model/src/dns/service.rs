@@ -102,10 +102,10 @@ fn headless(
 /// (CoreDNS skips names of 64 characters or more; a dotted name would be several labels);
 /// else its dashed IP.
 fn endpoint_label(endpoint: &MergedEndpoint, pod_names: bool) -> String {
-    if let Some(hostname) = &endpoint.hostname {
+    if let Some(hostname) = &endpoint.info.hostname {
         return hostname.to_ascii_lowercase();
     }
-    match &endpoint.pod_name {
+    match &endpoint.info.pod_name {
         Some(pod) if pod_names && is_label(pod) => pod.to_ascii_lowercase(),
         _ => dashed_ip(endpoint.address),
     }
@@ -166,12 +166,14 @@ mod tests {
             address: ip.parse().unwrap(),
             ports: BTreeMap::from([("http".to_string(), (Protocol::Tcp, 8080))]).into(),
             conditions: EndpointConditions::default(),
-            hostname: hostname.map(str::to_string),
-            pod_name: pod.map(str::to_string),
-            node_name: None,
-            zone: None,
-            zone_hints: vec![],
-            node_hints: vec![],
+            info: std::sync::Arc::new(crate::EndpointInfo {
+                hostname: hostname.map(str::to_string),
+                pod_name: pod.map(str::to_string),
+                node_name: None,
+                zone: None,
+                zone_hints: vec![],
+                node_hints: vec![],
+            }),
         }
     }
 

@@ -26,7 +26,7 @@ pub fn categorize(
     family: AddressFamily,
     node: &NodeContext,
 ) -> Category {
-    let is_local = |e: &MergedEndpoint| e.node_name.as_deref() == Some(node.name.as_str());
+    let is_local = |e: &MergedEndpoint| e.info.node_name.as_deref() == Some(node.name.as_str());
     let candidates: Vec<(&MergedEndpoint, (SocketAddr, bool))> = endpoints
         .iter()
         .filter(|e| AddressFamily::of(&e.address) == family)
@@ -88,15 +88,15 @@ fn prefer_close(
     };
     let zone = node.zone.as_deref();
     if let Some(zone) = zone
-        && ready.iter().all(|(e, _)| !e.zone_hints.is_empty())
+        && ready.iter().all(|(e, _)| !e.info.zone_hints.is_empty())
     {
-        let hinted = pick(&|e| e.zone_hints.iter().any(|z| z == zone));
+        let hinted = pick(&|e| e.info.zone_hints.iter().any(|z| z == zone));
         if !hinted.is_empty() {
             return hinted;
         }
     }
-    let same_node = |e: &MergedEndpoint| e.node_name.as_deref() == Some(node.name.as_str());
-    let same_zone = |e: &MergedEndpoint| zone.is_some() && e.zone.as_deref() == zone;
+    let same_node = |e: &MergedEndpoint| e.info.node_name.as_deref() == Some(node.name.as_str());
+    let same_zone = |e: &MergedEndpoint| zone.is_some() && e.info.zone.as_deref() == zone;
     let preferences: &[&dyn Fn(&MergedEndpoint) -> bool] = match service.traffic_distribution {
         None => &[],
         Some(TrafficDistribution::PreferSameZone) => &[&same_zone],

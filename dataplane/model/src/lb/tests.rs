@@ -66,12 +66,14 @@ impl Ep {
                 serving: self.serving,
                 terminating: self.terminating,
             },
-            hostname: None,
-            pod_name: None,
-            node_name: Some(self.node.into()),
-            zone: Some(self.zone.into()),
-            zone_hints: self.hints.iter().map(|h| h.to_string()).collect(),
-            node_hints: vec![],
+            info: std::sync::Arc::new(crate::EndpointInfo {
+                hostname: None,
+                pod_name: None,
+                node_name: Some(self.node.into()),
+                zone: Some(self.zone.into()),
+                zone_hints: self.hints.iter().map(|h| h.to_string()).collect(),
+                node_hints: vec![],
+            }),
         }
     }
 }
