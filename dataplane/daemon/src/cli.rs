@@ -27,7 +27,7 @@ pub enum Command {
 
 /// Flags of `ferry run`. Values are validated in `config`, so that every configuration error,
 /// from a flag or from `--config`, is reported the same way (exit code 64).
-#[derive(Debug, Default, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct RunArgs {
     /// YAML file with the same settings as the flags (flags override it).
     #[arg(long, value_name = "FILE")]

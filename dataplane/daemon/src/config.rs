@@ -3,6 +3,7 @@
 use crate::cli::RunArgs;
 use crate::host;
 use ferry_model::ObjectKey;
+use ferry_model::lb::LocalDns;
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -109,6 +110,30 @@ pub struct Config {
 }
 
 impl Config {
+    /// Node-local DNS: with DNS and the LB both on and a `--dns-service`, where the LB sends
+    /// that Service's DNS port: the listen addresses, a wildcard one standing for the node IP
+    /// of its family. `None` when there is nothing to steer to.
+    pub fn local_dns(&self) -> Option<LocalDns> {
+        let (Some(_), Some(dns), Some(service)) = (&self.lb, &self.dns, &self.dns_service) else {
+            return None;
+        };
+        let listen: Vec<SocketAddr> = dns
+            .listen
+            .iter()
+            .filter_map(|addr| {
+                if !addr.ip().is_unspecified() {
+                    return Some(*addr);
+                }
+                let ip = self.node_ip.filter(|ip| ip.is_ipv4() == addr.is_ipv4())?;
+                Some(SocketAddr::new(ip, addr.port()))
+            })
+            .collect();
+        (!listen.is_empty()).then(|| LocalDns {
+            service: service.clone(),
+            listen,
+        })
+    }
+
     /// Reads `--config` if given, lets the flags override it, and validates the result.
     pub fn load(args: &RunArgs) -> Result<Self, ConfigError> {
         let file = match &args.config {

@@ -63,18 +63,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let mut tasks = Vec::new();
     let mut lb = None;
     let (dns_serving_tx, dns_serving_rx) = watch::channel(false);
-    let local_dns = match (&config.lb, &config.dns, &config.dns_service) {
-        (Some(_), Some(dns), Some(service)) => {
-            local_dns_listen(&dns.listen, config.node_ip).map(|listen| engines::LocalDnsFeed {
-                steer: LocalDns {
-                    service: service.clone(),
-                    listen,
-                },
-                serving: dns_serving_rx,
-            })
-        }
-        _ => None,
-    };
+    let local_dns = config.local_dns().map(|steer| engines::LocalDnsFeed {
+        steer,
+        serving: dns_serving_rx,
+    });
     if let Some(settings) = config.lb {
         let (health, health_task) = healthcheck::start();
         tasks.push(health_task);
@@ -148,22 +140,6 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     tracing::info!("ferry stopped");
     Ok(())
-}
-
-/// Where clients reach this node's DNS: the listen addresses, a wildcard one standing for the
-/// node IP of its family. `None` when there is none to steer to.
-fn local_dns_listen(listen: &[SocketAddr], node_ip: Option<IpAddr>) -> Option<Vec<SocketAddr>> {
-    let reachable: Vec<SocketAddr> = listen
-        .iter()
-        .filter_map(|addr| {
-            if !addr.ip().is_unspecified() {
-                return Some(*addr);
-            }
-            let ip = node_ip.filter(|ip| ip.is_ipv4() == addr.is_ipv4())?;
-            Some(SocketAddr::new(ip, addr.port()))
-        })
-        .collect();
-    (!reachable.is_empty()).then_some(reachable)
 }
 
 async fn wait_for_signal() -> anyhow::Result<&'static str> {

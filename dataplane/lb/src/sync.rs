@@ -73,15 +73,27 @@ struct Wanted {
     addr: SocketAddr,
     protocol: Protocol,
     set: SetKey,
-    backends: Vec<LbBackend>,
+    backends: Arc<[LbBackend]>,
     maglev: bool,
     flags: u32,
     affinity_timeout_secs: u32,
 }
 
+/// A Service's frontends, by slot. A list: a Service has a handful of frontends, and a map
+/// per Service would cost more than its contents.
 #[derive(Debug, Clone)]
 struct Record {
-    wants: HashMap<Slot, Wanted>,
+    wants: Vec<(Slot, Wanted)>,
+}
+
+impl Record {
+    fn get(&self, slot: &Slot) -> Option<&Wanted> {
+        self.wants.iter().find(|(s, _)| s == slot).map(|(_, w)| w)
+    }
+
+    fn slots(&self) -> impl Iterator<Item = &Slot> {
+        self.wants.iter().map(|(s, _)| s)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -99,7 +111,7 @@ pub struct LbState {
     algorithm: Algorithm,
     services: HashMap<ObjectKey, Record>,
     /// Every Service compiling a frontend, whether or not it won it.
-    claims: HashMap<Slot, BTreeSet<ObjectKey>>,
+    claims: HashMap<Slot, Vec<ObjectKey>>,
     /// The frontends in the maps.
     programmed: HashMap<Slot, Programmed>,
     sets: BackendSets,
@@ -323,9 +335,9 @@ impl LbState {
             None => self.health.remove(key),
         };
         if let Some(old) = self.services.remove(key) {
-            for slot in old.wants.keys() {
+            for slot in old.slots() {
                 if let Some(claimants) = self.claims.get_mut(slot) {
-                    claimants.remove(key);
+                    claimants.retain(|c| c != key);
                     if claimants.is_empty() {
                         self.claims.remove(slot);
                     }
@@ -333,8 +345,12 @@ impl LbState {
                 dirty.insert(*slot);
             }
         }
-        for slot in wants.keys() {
-            self.claims.entry(*slot).or_default().insert(key.clone());
+        for (slot, _) in &wants {
+            // Sorted, so the first claimant by namespace/name owns the frontend.
+            let claimants = self.claims.entry(*slot).or_default();
+            if let Err(at) = claimants.binary_search(key) {
+                claimants.insert(at, key.clone());
+            }
             dirty.insert(*slot);
         }
         if entry.is_some() {
@@ -354,7 +370,7 @@ impl LbState {
         let wanted = owner
             .as_ref()
             .and_then(|o| self.services.get(o))
-            .and_then(|r| r.wants.get(&slot))
+            .and_then(|r| r.get(&slot))
             .cloned();
         let current = self.programmed.get(&slot).cloned();
         let Some((owner, wanted)) = owner.zip(wanted) else {
@@ -426,7 +442,7 @@ impl LbState {
             .get(slot)
             .and_then(|c| c.first())
             .and_then(|o| self.services.get(o))
-            .and_then(|r| r.wants.get(slot))
+            .and_then(|r| r.get(slot))
             .map(|w| w.addr);
         let from_map = self.programmed.get(slot).map(|p| p.addr);
         from_claim
@@ -436,7 +452,7 @@ impl LbState {
 }
 
 /// A compiled Service's frontends, keyed by map slot.
-fn wants(lb: &LbService, algorithm: Algorithm) -> HashMap<Slot, Wanted> {
+fn wants(lb: &LbService, algorithm: Algorithm) -> Vec<(Slot, Wanted)> {
     let (flags, affinity_timeout_secs) = match lb.affinity {
         Some(t) => (
             FRONTEND_FLAG_AFFINITY,

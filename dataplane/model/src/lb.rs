@@ -13,6 +13,7 @@ pub use eligible::{Category, categorize};
 use crate::{AddressFamily, ObjectKey, Protocol, ServiceState, ServiceType, TrafficPolicy};
 use serde::Serialize;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// This node, as the load balancer needs it.
@@ -118,8 +119,9 @@ pub struct LbFrontend {
     pub protocol: Protocol,
     pub scope: Scope,
     pub kind: FrontendKind,
-    /// Eligible backends, sorted and deduplicated; empty means "reject".
-    pub backends: Vec<LbBackend>,
+    /// Eligible backends, sorted and deduplicated; empty means "reject". Shared by the
+    /// frontends of one port, family and view.
+    pub backends: Arc<[LbBackend]>,
     /// The Service port's name, for logs and metrics.
     pub port_name: String,
     /// Frontends of one Service port, family and view always have the same backends.
@@ -175,11 +177,11 @@ pub fn compile_service(state: &ServiceState, node: &NodeContext) -> Option<LbSer
                     .collect();
                 backends.sort_unstable();
                 backends.dedup_by_key(|b| b.addr);
-                backends
+                Arc::<[LbBackend]>::from(backends)
             };
             let local_dns = node.local_dns.as_ref();
             let internal = match local_dns.and_then(|d| d.backend(&svc.key, port.port, family)) {
-                Some(local) => vec![local],
+                Some(local) => Arc::from([local]),
                 None => view(svc.internal_traffic_policy == TrafficPolicy::Local),
             };
             // Clients on the node reaching external addresses get the cluster-wide set, as with

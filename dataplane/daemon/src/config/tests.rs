@@ -210,3 +210,67 @@ fn every_shipped_example_config_parses() {
     }
     assert!(seen > 0, "no example configs in {}", examples.display());
 }
+
+#[test]
+fn the_dns_service_defaults_to_kube_dns_and_can_be_switched_off() {
+    let dir = manifests_dir();
+    let config = Config::merge(&args(dir.path()), FileConfig::default()).unwrap();
+    assert_eq!(
+        config.dns_service,
+        Some(ObjectKey::new("kube-system", "kube-dns"))
+    );
+    let file: FileConfig = serde_yaml_ng::from_str("dns: {service: dns/coredns}\n").unwrap();
+    let config = Config::merge(&args(dir.path()), file).unwrap();
+    assert_eq!(config.dns_service, Some(ObjectKey::new("dns", "coredns")));
+    let mut none = args(dir.path());
+    none.dns_service = Some("none".into());
+    assert_eq!(
+        Config::merge(&none, FileConfig::default())
+            .unwrap()
+            .dns_service,
+        None
+    );
+    for bad in ["kube-dns", "a/b/c", "Kube-System/kube-dns", "/kube-dns"] {
+        let mut wrong = args(dir.path());
+        wrong.dns_service = Some(bad.into());
+        let error = Config::merge(&wrong, FileConfig::default())
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with("--dns-service:"), "{bad}: {error}");
+    }
+}
+
+#[test]
+fn node_local_dns_needs_both_engines_and_reaches_a_wildcard_at_the_node_ip() {
+    let dir = manifests_dir();
+    let mut both = args(dir.path());
+    both.no_lb = false;
+    both.dns_listen = vec![
+        "0.0.0.0:53".into(),
+        "[::]:53".into(),
+        "169.254.20.10:53".into(),
+    ];
+    let config = Config::merge(&both, FileConfig::default()).unwrap();
+    let local = config.local_dns().unwrap();
+    assert_eq!(local.service, ObjectKey::new("kube-system", "kube-dns"));
+    assert_eq!(
+        local.listen,
+        [
+            "10.0.0.1:53".parse::<SocketAddr>().unwrap(),
+            "169.254.20.10:53".parse().unwrap()
+        ],
+        "no IPv6 node IP: [::] is not reachable at one"
+    );
+    let mut no_lb = both.clone();
+    no_lb.no_lb = true;
+    assert_eq!(
+        Config::merge(&no_lb, FileConfig::default())
+            .unwrap()
+            .local_dns(),
+        None
+    );
+    let mut no_listener = both.clone();
+    no_listener.dns_listen.clear();
+    let config = Config::merge(&no_listener, FileConfig::default()).unwrap();
+    assert_eq!(config.local_dns(), None);
+}

@@ -274,7 +274,7 @@ fn internal_traffic_policy_local_uses_this_node_only() {
         &node(),
     )
     .unwrap();
-    let backends = &lb.frontends[0].backends;
+    let backends = &*lb.frontends[0].backends;
     assert_eq!(
         backends,
         &[LbBackend {
