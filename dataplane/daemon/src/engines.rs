@@ -147,9 +147,11 @@ pub fn start_lb(
                 loop {
                     let next = runtime.block_on(async {
                         tokio::select! {
+                            // Shutdown first: at exit the DNS goes away at the same moment.
+                            biased;
+                            () = shutdown.cancelled() => Some(false),
                             changed = snapshots.changed() => Some(changed.is_ok()),
                             () = serving_changed(&mut local_dns) => Some(true),
-                            () = shutdown.cancelled() => Some(false),
                             () = tokio::time::sleep_until(maintenance) => None,
                         }
                     });
