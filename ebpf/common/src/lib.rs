@@ -23,7 +23,8 @@
 //! | `EXT_FRONTENDS` | [`FrontendKey`] | [`Frontend`] | userspace (packet-scope: tc) |
 //! | `BACKENDS` | [`BackendSlotKey`] | [`Backend`] | userspace |
 //! | `NODE_ADDRS` (array, 1) | `u32` index 0 | [`NodeAddrs`] | userspace |
-//! | `REVNAT` (LRU) | [`RevNatKey`] | [`RevNatValue`] | BPF (`connect*`, `sendmsg*`) |
+//! | `REVNAT` (LRU) | [`RevNatKey`] | [`RevNatValue`] | BPF (`connect*` of UDP sockets, `sendmsg*`) |
+//! | `SOCK_REVNAT` (socket storage) | the socket | [`SockRevNat`] | BPF (`connect*` of TCP sockets) |
 //! | `AFFINITY` (LRU) | [`AffinityKey`] | [`AffinityValue`] | BPF (socket LB and tc) |
 //! | `CT_FWD` (LRU) | [`CtKey`] | [`CtForward`] | BPF (tc) |
 //! | `CT_REV` (LRU) | [`CtKey`] | [`CtReverse`] | BPF (tc) |
@@ -56,4 +57,4 @@ pub use frontend::{
 };
 pub use maglev::{FRONTEND_FLAG_MAGLEV, MaglevKey, MaglevTable};
 pub use node::NodeAddrs;
-pub use revnat::{RevNatKey, RevNatValue};
+pub use revnat::{RevNatKey, RevNatValue, SockRevNat};

@@ -16,6 +16,9 @@ pub const BACKENDS: &str = "BACKENDS";
 pub const NODE_ADDRS: &str = "NODE_ADDRS";
 /// [`crate::RevNatKey`] → [`crate::RevNatValue`], LRU hash map. Written by BPF.
 pub const REVNAT: &str = "REVNAT";
+/// Socket → [`crate::SockRevNat`], socket-local storage of connected TCP sockets. Written by
+/// BPF.
+pub const SOCK_REVNAT: &str = "SOCK_REVNAT";
 /// [`crate::AffinityKey`] → [`crate::AffinityValue`], LRU hash map. Written by BPF.
 pub const AFFINITY: &str = "AFFINITY";
 /// [`crate::CtKey`] → [`crate::CtForward`], LRU hash map. Written by BPF.
@@ -32,12 +35,13 @@ pub const MAGLEV: &str = "MAGLEV";
 pub const STATS: &str = "STATS";
 
 /// Every map the object defines.
-pub const ALL: [&str; 11] = [
+pub const ALL: [&str; 12] = [
     FRONTENDS,
     EXT_FRONTENDS,
     BACKENDS,
     NODE_ADDRS,
     REVNAT,
+    SOCK_REVNAT,
     AFFINITY,
     CT_FWD,
     CT_REV,

@@ -36,3 +36,15 @@ pub struct RevNatValue {
     pub _pad: u8,
 }
 const _: () = assert!(size_of::<RevNatValue>() == 20);
+
+/// Value of the `SOCK_REVNAT` socket-local storage: for a connected TCP socket, the backend it
+/// was sent to and the frontend it dialled. Freed with the socket, so nothing is ever evicted.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SockRevNat {
+    /// The backend as the socket sees it (the `REVNAT` key's address part).
+    pub backend: RevNatValue,
+    /// The frontend the socket dialled.
+    pub frontend: RevNatValue,
+}
+const _: () = assert!(size_of::<SockRevNat>() == 40);

@@ -2,12 +2,12 @@
 
 use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,
-    btf_maps::{Array, HashMap, LruHashMap, PerCpuArray},
+    btf_maps::{Array, HashMap, LruHashMap, PerCpuArray, SkStorage},
     macros::btf_map,
 };
 use ferry_ebpf_common::{
     AffinityKey, AffinityValue, Backend, BackendSlotKey, CtConfig, CtForward, CtKey, CtReverse,
-    Frontend, FrontendKey, MaglevKey, MaglevTable, NodeAddrs, RevNatKey, RevNatValue,
+    Frontend, FrontendKey, MaglevKey, MaglevTable, NodeAddrs, RevNatKey, RevNatValue, SockRevNat,
     maps::{
         AFFINITY_MAX_ENTRIES, BACKENDS_MAX_ENTRIES, CT_MAX_ENTRIES, EXT_FRONTENDS_MAX_ENTRIES,
         FRONTENDS_MAX_ENTRIES, MAGLEV_MAX_ENTRIES, REVNAT_MAX_ENTRIES,
@@ -50,6 +50,11 @@ pub static NODE_ADDRS: Array<NodeAddrs, 1> = Array::new();
 #[btf_map]
 pub static REVNAT: LruHashMap<RevNatKey, RevNatValue, { REVNAT_MAX_ENTRIES as usize }> =
     LruHashMap::new();
+
+/// Connected TCP socket → the backend it was sent to and the frontend it dialled. Written by
+/// `connect*`; lives and dies with the socket.
+#[btf_map]
+pub static SOCK_REVNAT: SkStorage<SockRevNat> = SkStorage::new();
 
 /// (client, backend set) → the backend it got last. Written by the socket LB and tc.
 #[btf_map]

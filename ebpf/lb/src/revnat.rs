@@ -1,9 +1,15 @@
 //! The reverse-translation record: which frontend a socket dialled before it was redirected.
+//!
+//! A connected TCP socket keeps it in its own storage (`SOCK_REVNAT`): created by `connect()`,
+//! freed with the socket, never evicted. UDP sockets use the `REVNAT` LRU map keyed by
+//! (socket cookie, backend): an unconnected socket talks to many backends, and the daemon
+//! reads the map to find the connected UDP sockets it must destroy when a backend goes away.
 
 use aya_ebpf::bindings::BPF_ANY;
-use ferry_ebpf_common::{RevNatKey, RevNatValue};
+use ferry_ebpf_common::{IPPROTO_TCP, RevNatKey, RevNatValue, SockRevNat};
 
-use crate::maps::REVNAT;
+use crate::maps::{REVNAT, SOCK_REVNAT};
+use crate::sock_addr::SockAddr;
 
 /// An address as the socket sees it: words, network-order port, family.
 #[derive(Clone, Copy)]
@@ -11,6 +17,27 @@ pub struct Seen {
     pub addr: [u32; 4],
     pub port: u16,
     pub family: u8,
+}
+
+impl Seen {
+    #[inline(always)]
+    fn value(self) -> RevNatValue {
+        RevNatValue {
+            addr: self.addr,
+            port: self.port,
+            family: self.family,
+            _pad: 0,
+        }
+    }
+
+    #[inline(always)]
+    fn from_value(value: &RevNatValue) -> Self {
+        Self {
+            addr: value.addr,
+            port: value.port,
+            family: value.family,
+        }
+    }
 }
 
 #[inline(always)]
@@ -24,28 +51,49 @@ fn key(cookie: u64, backend: Seen) -> RevNatKey {
     }
 }
 
-/// Remembers that socket `cookie` was sent to `backend` instead of `frontend`.
+/// Remembers that the socket of `sa` was sent to `backend` instead of `frontend`.
 #[inline(always)]
-pub fn record(cookie: u64, backend: Seen, frontend: Seen) {
-    let value = RevNatValue {
-        addr: frontend.addr,
-        port: frontend.port,
-        family: frontend.family,
-        _pad: 0,
-    };
+pub fn record(sa: &SockAddr<'_>, backend: Seen, frontend: Seen) {
+    if sa.protocol() == IPPROTO_TCP {
+        let mut value = SockRevNat {
+            backend: backend.value(),
+            frontend: frontend.value(),
+        };
+        // SAFETY: `sa.0` is this hook's context; the helper checks the socket pointer.
+        let stored = unsafe { SOCK_REVNAT.get_or_insert_ptr_mut(sa.0, Some(&mut value)) };
+        if !stored.is_null() {
+            // SAFETY: a non-null pointer is this socket's storage, valid for the run.
+            unsafe { *stored = value };
+        }
+        return;
+    }
     // A full LRU map evicts, so this only fails on kernel errors; translation still happened
     // and only getpeername()/recvmsg() would show the backend, so there is nothing to undo.
-    let _ = REVNAT.insert(key(cookie, backend), value, u64::from(BPF_ANY));
+    let _ = REVNAT.insert(
+        key(sa.cookie(), backend),
+        frontend.value(),
+        u64::from(BPF_ANY),
+    );
 }
 
-/// The frontend socket `cookie` dialled when it reached `backend`, if it was translated.
+/// The frontend the socket of `sa` dialled when it reached `backend`, if it was translated.
 #[inline(always)]
-pub fn lookup(cookie: u64, backend: Seen) -> Option<Seen> {
+pub fn lookup(sa: &SockAddr<'_>, backend: Seen) -> Option<Seen> {
+    if sa.protocol() == IPPROTO_TCP {
+        // SAFETY: as in `record`; no creation.
+        let stored = unsafe { SOCK_REVNAT.get_ptr_mut(sa.0) };
+        if stored.is_null() {
+            return None;
+        }
+        // SAFETY: a non-null pointer is this socket's storage, valid for the run.
+        let stored = unsafe { *stored };
+        let seen = Seen::from_value(&stored.backend);
+        if seen.addr != backend.addr || seen.port != backend.port || seen.family != backend.family {
+            return None;
+        }
+        return Some(Seen::from_value(&stored.frontend));
+    }
     // SAFETY: the value is copied out immediately, before any map update could recycle it.
-    let value = (unsafe { REVNAT.get(key(cookie, backend)) }).copied()?;
-    Some(Seen {
-        addr: value.addr,
-        port: value.port,
-        family: value.family,
-    })
+    let value = (unsafe { REVNAT.get(key(sa.cookie(), backend)) }).copied()?;
+    Some(Seen::from_value(&value))
 }

@@ -60,7 +60,7 @@ fn translate(sa: &SockAddr<'_>) -> i32 {
         Pick::To { backend, .. } if backend.family == AF_INET => {
             sa.set_ip4(backend.addr[0]);
             sa.set_port(backend.port);
-            revnat::record(sa.cookie(), seen(backend.addr[0], backend.port), frontend);
+            revnat::record(sa, seen(backend.addr[0], backend.port), frontend);
             count(stats::SOCK_TRANSLATED);
             VERDICT_PROCEED
         }
@@ -73,7 +73,7 @@ fn translate(sa: &SockAddr<'_>) -> i32 {
 
 #[inline(always)]
 fn restore(sa: &SockAddr<'_>) -> i32 {
-    if let Some(frontend) = revnat::lookup(sa.cookie(), seen(sa.ip4(), sa.port())) {
+    if let Some(frontend) = revnat::lookup(sa, seen(sa.ip4(), sa.port())) {
         sa.set_ip4(frontend.addr[0]);
         sa.set_port(frontend.port);
     }

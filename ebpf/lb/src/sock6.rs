@@ -76,7 +76,7 @@ fn translate(sa: &SockAddr<'_>) -> i32 {
     };
     sa.set_ip6(addr);
     sa.set_port(backend.port);
-    revnat::record(sa.cookie(), seen(addr, backend.port), frontend);
+    revnat::record(sa, seen(addr, backend.port), frontend);
     count(stats::SOCK_TRANSLATED);
     VERDICT_PROCEED
 }
@@ -89,7 +89,7 @@ fn reject() -> i32 {
 
 #[inline(always)]
 fn restore(sa: &SockAddr<'_>) -> i32 {
-    if let Some(frontend) = revnat::lookup(sa.cookie(), seen(sa.ip6(), sa.port())) {
+    if let Some(frontend) = revnat::lookup(sa, seen(sa.ip6(), sa.port())) {
         sa.set_ip6(frontend.addr);
         sa.set_port(frontend.port);
     }

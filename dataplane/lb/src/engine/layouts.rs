@@ -8,7 +8,8 @@ use aya::maps::MapInfo;
 
 use crate::common::{
     AffinityKey, AffinityValue, Backend, BackendSlotKey, CtConfig, CtForward, CtKey, CtReverse,
-    Frontend, FrontendKey, MaglevKey, MaglevTable, NodeAddrs, RevNatKey, RevNatValue, maps, stats,
+    Frontend, FrontendKey, MaglevKey, MaglevTable, NodeAddrs, RevNatKey, RevNatValue, SockRevNat,
+    maps, stats,
 };
 use crate::pin::PinLayout;
 
@@ -45,6 +46,12 @@ const LAYOUTS: [Layout; maps::ALL.len()] = [
         maps::REVNAT,
         size_of::<RevNatKey>(),
         size_of::<RevNatValue>(),
+        None,
+    ),
+    (
+        maps::SOCK_REVNAT,
+        size_of::<i32>(),
+        size_of::<SockRevNat>(),
         None,
     ),
     (
