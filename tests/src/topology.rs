@@ -35,8 +35,10 @@ pub const CLIENT_V4: &str = "10.201.1.2";
 pub const CLIENT_V6: &str = "fd00:201:1::2";
 /// Another node on the lan (`r0`), hosting remote endpoints.
 pub const REMOTE_V4: &str = "10.201.1.3";
+pub const REMOTE_V6: &str = "fd00:201:1::3";
 /// A pod on the node (`p0`), a local endpoint.
 pub const POD_V4: &str = "10.201.2.2";
+pub const POD_V6: &str = "fd00:201:2::2";
 
 /// Transmit checksum offload of the veths.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

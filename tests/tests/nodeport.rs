@@ -6,7 +6,8 @@
 //!   remote (node-b) ── lan
 //! ```
 //!
-//! Ferry runs in the node namespace with `--nodeport-interface n0 --node-ip 10.201.1.1`, pins
+//! Ferry runs in the node namespace with `--nodeport-interface n0` and the node's IPv4 and IPv6
+//! addresses as `--node-ip 10.201.1.1,fd00:201:1::1`, pins
 //! on a bpffs of the test's own and its socket-LB programs on a child cgroup of the test's own.
 //! The client dials the node over the lan; the pod and the remote node answer
 //! `<name> <client ip as they saw it>`, which `lbprobe` prints followed by the peer address the
@@ -14,9 +15,13 @@
 
 use ferry_tests::lab::LbLab;
 use ferry_tests::netns::Servers;
-use ferry_tests::topology::{CLIENT_V4, NODE_V4, Ns, Offload, POD_V4, REMOTE_V4, Topology};
+use ferry_tests::topology::{
+    CLIENT_V4, CLIENT_V6, NODE_V4, NODE_V6, Ns, Offload, POD_V4, POD_V6, REMOTE_V4, REMOTE_V6,
+    Topology,
+};
 use ferry_tests::{Ferry, require_root, require_tool};
 use std::collections::BTreeSet;
+use std::net::SocketAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -58,8 +63,13 @@ impl Lab {
         let lab = LbLab::new(&format!("np-{tag}")).expect("lab");
         let topology = Topology::create(&format!("e2e-{tag}"), Offload::Off).expect("topology");
         let mut servers = Servers::default();
-        for (ns, ip, name) in [(Ns::Pod, POD_V4, "pod"), (Ns::Remote, REMOTE_V4, "remote")] {
-            let addr = format!("{ip}:{TARGET_PORT}").parse().unwrap();
+        for (ns, ip, name) in [
+            (Ns::Pod, POD_V4, "pod"),
+            (Ns::Pod, POD_V6, "pod"),
+            (Ns::Remote, REMOTE_V4, "remote"),
+            (Ns::Remote, REMOTE_V6, "remote"),
+        ] {
+            let addr = SocketAddr::new(ip.parse().unwrap(), TARGET_PORT);
             servers
                 .serve(&topology.name(ns), addr, name)
                 .expect("backend servers");
@@ -79,7 +89,8 @@ impl Lab {
     /// ready (maps programmed).
     fn start(&mut self) -> &Ferry {
         let node = self.topology.name(Ns::Node);
-        let extra = ["--node-ip", NODE_V4, "--nodeport-interface", "n0"];
+        let node_ips = format!("{NODE_V4},{NODE_V6}");
+        let extra = ["--node-ip", &node_ips, "--nodeport-interface", "n0"];
         self.lab.start(Some(&node), &extra)
     }
 
@@ -188,10 +199,15 @@ fn service(service_type: &str, extra: &str) -> String {
 
 /// The EndpointSlice of `web`: ready endpoints `(address, node name)`.
 fn slice(endpoints: &[(&str, &str)]) -> String {
+    slice_of("web-x", "IPv4", endpoints)
+}
+
+/// EndpointSlice `name` of `web` for `address_type` addresses.
+fn slice_of(name: &str, address_type: &str, endpoints: &[(&str, &str)]) -> String {
     let mut text = format!(
         "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
-         metadata: {{name: web-x, namespace: demo, labels: {{kubernetes.io/service-name: web}}}}\n\
-         addressType: IPv4\n\
+         metadata: {{name: {name}, namespace: demo, labels: {{kubernetes.io/service-name: web}}}}\n\
+         addressType: {address_type}\n\
          ports: [{{name: tcp, port: {TARGET_PORT}, protocol: TCP}}, {{name: udp, port: {TARGET_PORT}, protocol: UDP}}]\n\
          endpoints:\n"
     );
@@ -235,6 +251,40 @@ fn cluster_policy_node_ports_masquerade_only_remote_backends() {
     assert!(lab.counter("ct_created") >= 4.0);
     assert_eq!(lab.counter("snat_failed"), 0.0);
     assert_eq!(lab.counter("redirect_failed"), 0.0);
+    lab.assert_checksums_clean();
+}
+
+#[test]
+fn dual_stack_node_ports_are_served_on_both_node_addresses() {
+    let Some(mut lab) = Lab::new("dual") else {
+        return;
+    };
+    let dual = "  ipFamilyPolicy: RequireDualStack\n  ipFamilies: [IPv4, IPv6]\n  \
+                clusterIPs: [10.96.0.10, \"fd00:96::10\"]\n";
+    let v6_endpoints = slice_of(
+        "web-6",
+        "IPv6",
+        &[(POD_V6, "node-a"), (REMOTE_V6, "node-b")],
+    );
+    lab.write(
+        "web.yaml",
+        &[service("NodePort", dual), both_endpoints(), v6_endpoints].concat(),
+    );
+    lab.start();
+    let frontend = format!("[{NODE_V6}]:{NODE_PORT}");
+    let expected = [
+        answer("pod", CLIENT_V6, &frontend),
+        answer("remote", NODE_V6, &frontend),
+    ];
+    lab.expect_answers("tcp", &frontend, &expected);
+    lab.expect_answers("udp", &frontend, &expected);
+    let frontend = format!("{NODE_V4}:{NODE_PORT}");
+    let expected = [
+        answer("pod", CLIENT_V4, &frontend),
+        answer("remote", NODE_V4, &frontend),
+    ];
+    lab.expect_answers("tcp", &frontend, &expected);
+    assert_eq!(lab.counter("snat_failed"), 0.0);
     lab.assert_checksums_clean();
 }
 

@@ -41,7 +41,8 @@ pub struct RunArgs {
     /// This node's name, for node-local endpoints (default: the hostname).
     #[arg(long, value_name = "NAME")]
     pub node_name: Option<String>,
-    /// This node's IP (default: the IPv4 address of the default-route interface).
+    /// This node's IP, or an IPv4,IPv6 pair for dual stack (default: the addresses of the
+    /// default-route interfaces).
     #[arg(long, value_name = "IP")]
     pub node_ip: Option<String>,
     /// Admin server: /healthz, /readyz, /metrics, /debug/state (default 127.0.0.1:10256).

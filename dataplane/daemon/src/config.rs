@@ -99,7 +99,8 @@ pub struct LbSettings {
 pub struct Config {
     pub source: SourceConfig,
     pub node_name: String,
-    pub node_ip: Option<IpAddr>,
+    /// This node's addresses, at most one per family (IPv4 first).
+    pub node_ips: Vec<IpAddr>,
     pub admin_listen: SocketAddr,
     pub cluster_domain: String,
     pub lb: Option<LbSettings>,
@@ -124,8 +125,11 @@ impl Config {
                 if !addr.ip().is_unspecified() {
                     return Some(*addr);
                 }
-                let ip = self.node_ip.filter(|ip| ip.is_ipv4() == addr.is_ipv4())?;
-                Some(SocketAddr::new(ip, addr.port()))
+                let ip = self
+                    .node_ips
+                    .iter()
+                    .find(|ip| ip.is_ipv4() == addr.is_ipv4())?;
+                Some(SocketAddr::new(*ip, addr.port()))
             })
             .collect();
         (!listen.is_empty()).then(|| LocalDns {
@@ -185,12 +189,9 @@ impl Config {
             Some(name) => name,
             None => return Err(invalid("--node-name", "no hostname to default to; set it")),
         };
-        let node_ip = match args.node_ip.as_deref().or(file.node_ip.as_deref()) {
-            Some(ip) => Some(
-                ip.parse::<IpAddr>()
-                    .map_err(|_| invalid("--node-ip", format!("{ip:?} is not an IP address")))?,
-            ),
-            None => host::default_route_ipv4(),
+        let node_ips = match args.node_ip.as_deref().or(file.node_ip.as_deref()) {
+            Some(list) => node_ips(list)?,
+            None => host::default_route_ips(),
         };
         let admin_listen = socket_addr(
             "--admin-listen",
@@ -214,7 +215,7 @@ impl Config {
         }
 
         let lb = enabled(args.no_lb, file.lb.enabled)
-            .then(|| lb_settings(args, file.lb, node_ip))
+            .then(|| lb_settings(args, file.lb, &node_ips))
             .transpose()?;
         let dns_service = dns_service(args.dns_service.as_deref().or(file.dns.service.as_deref()))?;
         let dns = enabled(args.no_dns, file.dns.enabled)
@@ -238,7 +239,7 @@ impl Config {
         let config = Config {
             source,
             node_name,
-            node_ip,
+            node_ips,
             admin_listen,
             cluster_domain,
             lb,
@@ -286,7 +287,7 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
 fn lb_settings(
     args: &RunArgs,
     file: LbSection,
-    node_ip: Option<IpAddr>,
+    node_ips: &[IpAddr],
 ) -> Result<LbSettings, ConfigError> {
     let cgroup = match args
         .lb_cgroup
@@ -304,10 +305,12 @@ fn lb_settings(
         ));
     }
     let mut nodeport_interfaces = pick_list(&args.nodeport_interfaces, file.nodeport_interfaces);
-    if nodeport_interfaces.is_empty()
-        && let Some(iface) = node_ip.and_then(host::interface_with)
-    {
-        nodeport_interfaces.push(iface);
+    if nodeport_interfaces.is_empty() {
+        for iface in node_ips.iter().filter_map(|ip| host::interface_with(*ip)) {
+            if !nodeport_interfaces.contains(&iface) {
+                nodeport_interfaces.push(iface);
+            }
+        }
     }
     for name in &nodeport_interfaces {
         if name.is_empty() || name.len() > 15 || name.contains(['/', ' ']) {
@@ -474,6 +477,31 @@ fn enabled(disabled_by_flag: bool, in_file: Option<bool>) -> bool {
 }
 
 /// Repeatable flags replace the file's list when given at all.
+/// `--node-ip`: one address, or a comma-separated IPv4 and IPv6 pair (as kubelet takes it).
+fn node_ips(list: &str) -> Result<Vec<IpAddr>, ConfigError> {
+    let mut ips: Vec<IpAddr> = Vec::new();
+    for text in list.split(',').map(str::trim) {
+        let ip: IpAddr = text
+            .parse()
+            .map_err(|_| invalid("--node-ip", format!("{text:?} is not an IP address")))?;
+        if ip.is_unspecified() || ip.is_multicast() {
+            return Err(invalid(
+                "--node-ip",
+                format!("{ip} cannot be a node address"),
+            ));
+        }
+        if ips.iter().any(|other| other.is_ipv4() == ip.is_ipv4()) {
+            return Err(invalid(
+                "--node-ip",
+                format!("{list:?}: at most one IPv4 and one IPv6 address"),
+            ));
+        }
+        ips.push(ip);
+    }
+    ips.sort_by_key(IpAddr::is_ipv6);
+    Ok(ips)
+}
+
 fn pick_list(flags: &[String], file: Option<Vec<String>>) -> Vec<String> {
     if flags.is_empty() {
         file.unwrap_or_default()

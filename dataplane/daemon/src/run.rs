@@ -33,7 +33,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
 async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(
         node = %config.node_name,
-        node_ip = ?config.node_ip,
+        node_ips = ?config.node_ips,
         admin = %config.admin_listen,
         lb = config.lb.is_some(),
         dns = config.dns.is_some(),
@@ -68,10 +68,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     if let Some(settings) = config.lb {
         let (health, health_task) = healthcheck::start();
         tasks.push(health_task);
-        let node = (
-            config.node_name.clone(),
-            config.node_ip.into_iter().collect(),
-        );
+        let node = (config.node_name.clone(), config.node_ips.clone());
         lb = Some(engines::start_lb(
             settings,
             node,

@@ -78,7 +78,7 @@ fn unknown_fields_are_rejected() {
 fn bad_values_name_the_setting() {
     let dir = manifests_dir();
     type Mutation = fn(&mut RunArgs);
-    let cases: [(Mutation, &str); 7] = [
+    let cases: [(Mutation, &str); 9] = [
         (
             |a| {
                 a.no_lb = false;
@@ -91,6 +91,11 @@ fn bad_values_name_the_setting() {
             "--admin-listen",
         ),
         (|a| a.node_ip = Some("10.0.0".into()), "--node-ip"),
+        (
+            |a| a.node_ip = Some("10.0.0.1,10.0.0.2".into()),
+            "--node-ip",
+        ),
+        (|a| a.node_ip = Some("0.0.0.0".into()), "--node-ip"),
         (
             |a| a.cluster_domain = Some("bad domain".into()),
             "--cluster-domain",
@@ -238,6 +243,19 @@ fn the_dns_service_defaults_to_kube_dns_and_can_be_switched_off() {
             .to_string();
         assert!(error.starts_with("--dns-service:"), "{bad}: {error}");
     }
+}
+
+#[test]
+fn node_ip_takes_a_dual_stack_pair_in_either_order() {
+    let dir = manifests_dir();
+    let mut dual = args(dir.path());
+    dual.node_ip = Some("fd00::1, 10.0.0.1".into());
+    let config = Config::merge(&dual, FileConfig::default()).unwrap();
+    let expected: Vec<IpAddr> = vec!["10.0.0.1".parse().unwrap(), "fd00::1".parse().unwrap()];
+    assert_eq!(config.node_ips, expected);
+    dual.node_ip = Some("fd00::1".into());
+    let config = Config::merge(&dual, FileConfig::default()).unwrap();
+    assert_eq!(config.node_ips, expected[1..]);
 }
 
 #[test]
