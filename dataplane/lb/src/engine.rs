@@ -5,8 +5,8 @@
 mod layouts;
 
 use crate::common::{
-    Backend, BackendSlotKey, CtConfig, Frontend, FrontendKey, IPPROTO_UDP, MaglevKey, MaglevTable,
-    NodeAddrs, maps, programs,
+    Backend, BackendSlotKey, CtConfig, Frontend, FrontendKey, FrontendValue, IPPROTO_UDP,
+    MaglevKey, MaglevTable, NodeAddrs, maps, programs,
 };
 use crate::metrics::LbMetrics;
 use crate::pin::PinLayout;
@@ -244,8 +244,8 @@ fn adopt(ebpf: &Ebpf, node: NodeContext) -> Result<Adopted, LbError> {
         (Scope::Socket, maps::FRONTENDS),
         (Scope::Packet, maps::EXT_FRONTENDS),
     ] {
-        for (key, value) in read_map::<FrontendKey, Frontend>(ebpf, name)? {
-            frontends.push((scope, key, value));
+        for (key, value) in read_map::<FrontendKey, FrontendValue>(ebpf, name)? {
+            frontends.push((scope, key, value.frontend));
         }
     }
     let backends = read_map::<BackendSlotKey, Backend>(ebpf, maps::BACKENDS)?;

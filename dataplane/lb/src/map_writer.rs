@@ -10,7 +10,7 @@ use aya::{
 use crate::{
     LbError,
     common::{
-        Backend, BackendSlotKey, Frontend, FrontendKey, MaglevKey, MaglevTable, NodeAddrs,
+        Backend, BackendSlotKey, FrontendKey, FrontendValue, MaglevKey, MaglevTable, NodeAddrs,
         maps::{BACKENDS, EXT_FRONTENDS, FRONTENDS, MAGLEV, NODE_ADDRS},
     },
 };
@@ -22,12 +22,13 @@ use crate::{
 /// old revision) is the caller's job.
 pub trait MapWriter {
     /// Inserts or replaces a socket-scope frontend (`FRONTENDS`, the cgroup hooks).
-    fn put_frontend(&mut self, key: &FrontendKey, value: &Frontend) -> Result<(), LbError>;
+    fn put_frontend(&mut self, key: &FrontendKey, value: &FrontendValue) -> Result<(), LbError>;
     /// Removes a socket-scope frontend; removing an absent key is not an error.
     fn delete_frontend(&mut self, key: &FrontendKey) -> Result<(), LbError>;
     /// Inserts or replaces a packet-scope frontend (`EXT_FRONTENDS`, the tc programs): a
     /// NodePort on a node address, an externalIP or a LoadBalancer IP, as reached from outside.
-    fn put_ext_frontend(&mut self, key: &FrontendKey, value: &Frontend) -> Result<(), LbError>;
+    fn put_ext_frontend(&mut self, key: &FrontendKey, value: &FrontendValue)
+    -> Result<(), LbError>;
     /// Removes a packet-scope frontend; removing an absent key is not an error.
     fn delete_ext_frontend(&mut self, key: &FrontendKey) -> Result<(), LbError>;
     /// Inserts or replaces a backend slot.
@@ -44,8 +45,8 @@ pub trait MapWriter {
 
 /// [`MapWriter`] over the kernel maps of a loaded object.
 pub struct AyaMaps {
-    frontends: HashMap<MapData, FrontendKey, Frontend>,
-    ext_frontends: HashMap<MapData, FrontendKey, Frontend>,
+    frontends: HashMap<MapData, FrontendKey, FrontendValue>,
+    ext_frontends: HashMap<MapData, FrontendKey, FrontendValue>,
     backends: HashMap<MapData, BackendSlotKey, Backend>,
     node_addrs: Array<MapData, NodeAddrs>,
     maglev: HashMap<MapData, MaglevKey, MaglevTable>,
@@ -106,7 +107,7 @@ fn absent_is_ok(result: Result<(), MapError>) -> Result<(), MapError> {
 }
 
 impl MapWriter for AyaMaps {
-    fn put_frontend(&mut self, key: &FrontendKey, value: &Frontend) -> Result<(), LbError> {
+    fn put_frontend(&mut self, key: &FrontendKey, value: &FrontendValue) -> Result<(), LbError> {
         self.frontends
             .insert(key, value, 0)
             .map_err(|e| map_error(FRONTENDS, "insert", e))
@@ -116,7 +117,11 @@ impl MapWriter for AyaMaps {
         absent_is_ok(self.frontends.remove(key)).map_err(|e| map_error(FRONTENDS, "remove", e))
     }
 
-    fn put_ext_frontend(&mut self, key: &FrontendKey, value: &Frontend) -> Result<(), LbError> {
+    fn put_ext_frontend(
+        &mut self,
+        key: &FrontendKey,
+        value: &FrontendValue,
+    ) -> Result<(), LbError> {
         self.ext_frontends
             .insert(key, value, 0)
             .map_err(|e| map_error(EXT_FRONTENDS, "insert", e))
@@ -158,9 +163,9 @@ impl MapWriter for AyaMaps {
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct FakeMaps {
     /// Contents of `FRONTENDS`.
-    pub frontends: BTreeMap<FrontendKey, Frontend>,
+    pub frontends: BTreeMap<FrontendKey, FrontendValue>,
     /// Contents of `EXT_FRONTENDS`.
-    pub ext_frontends: BTreeMap<FrontendKey, Frontend>,
+    pub ext_frontends: BTreeMap<FrontendKey, FrontendValue>,
     /// Contents of `BACKENDS`.
     pub backends: BTreeMap<BackendSlotKey, Backend>,
     /// Contents of `NODE_ADDRS` (all zero until set, like the kernel array).
@@ -170,7 +175,7 @@ pub struct FakeMaps {
 }
 
 impl MapWriter for FakeMaps {
-    fn put_frontend(&mut self, key: &FrontendKey, value: &Frontend) -> Result<(), LbError> {
+    fn put_frontend(&mut self, key: &FrontendKey, value: &FrontendValue) -> Result<(), LbError> {
         self.frontends.insert(*key, *value);
         Ok(())
     }
@@ -180,7 +185,11 @@ impl MapWriter for FakeMaps {
         Ok(())
     }
 
-    fn put_ext_frontend(&mut self, key: &FrontendKey, value: &Frontend) -> Result<(), LbError> {
+    fn put_ext_frontend(
+        &mut self,
+        key: &FrontendKey,
+        value: &FrontendValue,
+    ) -> Result<(), LbError> {
         self.ext_frontends.insert(*key, *value);
         Ok(())
     }
@@ -219,6 +228,7 @@ impl MapWriter for FakeMaps {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::common::Frontend;
 
     #[test]
     fn fake_maps_record_puts_and_deletes() {
@@ -236,6 +246,7 @@ mod tests {
             slot: 0,
         };
         let backend = Backend::new("10.0.0.5:8080".parse().unwrap());
+        let frontend = FrontendValue::new(frontend, [backend]);
         let mut maps = FakeMaps::default();
         maps.put_backend(&slot, &backend).unwrap();
         maps.put_frontend(&key, &frontend).unwrap();
@@ -265,6 +276,7 @@ mod tests {
             flags: crate::common::FRONTEND_FLAG_PRESERVE_CLIENT,
             affinity_timeout_secs: 0,
         };
+        let frontend = FrontendValue::new(frontend, []);
         let node = NodeAddrs::new(Some("192.0.2.1".parse().unwrap()), None);
         let mut maps = FakeMaps::default();
         maps.put_ext_frontend(&key, &frontend).unwrap();

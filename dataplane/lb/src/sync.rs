@@ -13,8 +13,8 @@ mod sets;
 use crate::LbError;
 use crate::common::{
     Backend, BackendSlotKey, FRONTEND_FLAG_AFFINITY, FRONTEND_FLAG_MAGLEV,
-    FRONTEND_FLAG_PRESERVE_CLIENT, Frontend, FrontendKey, IPPROTO_TCP, IPPROTO_UDP, MaglevKey,
-    MaglevTable, addr,
+    FRONTEND_FLAG_PRESERVE_CLIENT, Frontend, FrontendKey, FrontendValue, IPPROTO_TCP, IPPROTO_UDP,
+    MaglevKey, MaglevTable, addr,
 };
 use ferry_model::lb::{HealthCheck, LbBackend, LbService, NodeContext, Scope, compile_service};
 use ferry_model::{AddressFamily, DesiredState, ObjectKey, Protocol, ServiceState};
@@ -29,7 +29,8 @@ use std::sync::Arc;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MapOp {
     PutBackend(BackendSlotKey, Backend),
-    PutFrontend(Scope, FrontendKey, Frontend),
+    /// The frontend with its set's first slots inline.
+    PutFrontend(Scope, FrontendKey, FrontendValue),
     DeleteFrontend(Scope, FrontendKey),
     DeleteBackend(BackendSlotKey),
     PutMaglev(MaglevKey, Box<MaglevTable>),
@@ -408,7 +409,8 @@ impl LbState {
             }
             return Ok(());
         }
-        apply(&MapOp::PutFrontend(scope, key, value))?;
+        let entry = FrontendValue::new(value, self.sets.inline(set));
+        apply(&MapOp::PutFrontend(scope, key, entry))?;
         report.ops += 1;
         self.sets.retain(set);
         let programmed = Programmed {

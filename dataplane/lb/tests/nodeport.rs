@@ -18,8 +18,8 @@ use ferry_lb::{
     AyaMaps, Counters, MapWriter as _,
     common::{
         BACKEND_FLAG_REMOTE, Backend, BackendSlotKey, FRONTEND_FLAG_AFFINITY,
-        FRONTEND_FLAG_PRESERVE_CLIENT, Frontend, FrontendKey, IPPROTO_TCP, IPPROTO_UDP, NodeAddrs,
-        stats,
+        FRONTEND_FLAG_PRESERVE_CLIENT, Frontend, FrontendKey, FrontendValue, IPPROTO_TCP,
+        IPPROTO_UDP, NodeAddrs, stats,
     },
 };
 use ferry_tests::{
@@ -480,8 +480,14 @@ impl Lab {
             flags,
             affinity_timeout_secs,
         };
+        let inline = backends
+            .iter()
+            .map(|(backend, flags)| Backend::new(*backend).with_flags(*flags));
         self.maps
-            .put_ext_frontend(&FrontendKey::new(addr(frontend), proto), &value)
+            .put_ext_frontend(
+                &FrontendKey::new(addr(frontend), proto),
+                &FrontendValue::new(value, inline),
+            )
             .unwrap_or_else(|e| panic!("{}", chain(&e)));
     }
 

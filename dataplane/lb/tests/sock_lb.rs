@@ -19,8 +19,8 @@ use std::{
 use ferry_lb::{
     AyaMaps, Counters, MapWriter as _,
     common::{
-        Backend, BackendSlotKey, FRONTEND_FLAG_AFFINITY, Frontend, FrontendKey, IPPROTO_TCP,
-        IPPROTO_UDP, programs, stats,
+        Backend, BackendSlotKey, FRONTEND_FLAG_AFFINITY, FRONTEND_INLINE_BACKENDS, Frontend,
+        FrontendKey, FrontendValue, IPPROTO_TCP, IPPROTO_UDP, programs, stats,
     },
 };
 use ferry_tests::{
@@ -95,14 +95,63 @@ fn socket_lb_translates_and_restores_addresses() {
             flags: 0,
             affinity_timeout_secs: 0,
         };
-        maps.put_frontend(&key, &value).unwrap();
+        let inline = backends.iter().map(|b| Backend::new(*b));
+        maps.put_frontend(&key, &FrontendValue::new(value, inline))
+            .unwrap();
     };
     service(1, "10.96.0.10:80", IPPROTO_TCP, &[backend_tcp4]);
     service(2, "10.96.0.11:80", IPPROTO_TCP, &[]);
     service(3, "[fd00:96::10]:80", IPPROTO_TCP, &[backend_tcp6]);
     service(4, "10.96.0.10:53", IPPROTO_UDP, &[backend_udp4]);
 
+    // A set larger than a frontend's inline slots, with the inline copies of slots 0..16 at the
+    // "ferry" server and every BACKENDS slot at the "far" one (never so in the daemon: here it
+    // shows which copy a pick read): picks of slots 0..16 must use the inline copies, slots
+    // 16..20 the map.
+    let far = sandbox
+        .in_netns(|| TcpListener::bind("127.0.0.1:0").expect("bind far"))
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let far_addr = far.local_addr().unwrap();
+    serve_tcp_as(far, "far");
+    let slots = u32::try_from(FRONTEND_INLINE_BACKENDS).unwrap() + 4;
+    for slot in 0..slots {
+        let key = BackendSlotKey {
+            service_id: 5,
+            revision: 1,
+            slot,
+        };
+        maps.put_backend(&key, &Backend::new(far_addr)).unwrap();
+    }
+    let large = Frontend {
+        service_id: 5,
+        revision: 1,
+        backend_count: slots,
+        flags: 0,
+        affinity_timeout_secs: 0,
+    };
+    let inline = std::iter::repeat_n(Backend::new(backend_tcp4), FRONTEND_INLINE_BACKENDS);
+    maps.put_frontend(
+        &FrontendKey::new("10.96.0.12:80".parse().unwrap(), IPPROTO_TCP),
+        &FrontendValue::new(large, inline),
+    )
+    .unwrap();
+
     let in_cgroup = |job: &str| run_client(&sandbox, TEST_NAME, job, true);
+    let mut answers = std::collections::BTreeSet::new();
+    for _ in 0..100 {
+        answers.insert(in_cgroup("tcp 10.96.0.12:80"));
+        if answers.len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(
+        answers,
+        std::collections::BTreeSet::from([
+            "ok peer=10.96.0.12:80 data=far".to_string(),
+            "ok peer=10.96.0.12:80 data=ferry".to_string(),
+        ]),
+        "slots 0..16 from the frontend's inline copies, 16..20 from BACKENDS"
+    );
     assert_eq!(
         in_cgroup("tcp 10.96.0.10:80"),
         "ok peer=10.96.0.10:80 data=ferry"
@@ -189,7 +238,9 @@ fn socket_lb_affinity_keeps_a_netns_on_one_backend() {
             affinity_timeout_secs: 0,
         };
         let key = FrontendKey::new(frontend.parse().unwrap(), IPPROTO_TCP);
-        maps.put_frontend(&key, &value).unwrap();
+        let inline = backends.iter().map(|b| Backend::new(*b));
+        maps.put_frontend(&key, &FrontendValue::new(value, inline))
+            .unwrap();
     }
 
     let dial = |job: &str| run_client(&sandbox, AFFINITY_TEST_NAME, job, true);

@@ -44,6 +44,14 @@ pub struct Backend {
 const _: () = assert!(size_of::<Backend>() == 20);
 
 impl Backend {
+    /// All zero: no backend (an unused inline slot of a [`crate::FrontendValue`]).
+    pub const NONE: Self = Self {
+        addr: [0; 4],
+        port: 0,
+        family: 0,
+        flags: 0,
+    };
+
     /// The backend value for an endpoint address, without flags.
     pub const fn new(addr: SocketAddr) -> Self {
         let (family, words) = ip_words(addr.ip());

@@ -52,8 +52,8 @@ pub use affinity::{AFFINITY_SCOPE_PACKET, AFFINITY_SCOPE_SOCKET, AffinityKey, Af
 pub use backend::{BACKEND_FLAG_REMOTE, Backend, BackendSlotKey};
 pub use conntrack::{CT_FLAG_SNAT, CtConfig, CtForward, CtKey, CtReverse};
 pub use frontend::{
-    AFFINITY_DEFAULT_TIMEOUT_SECS, FRONTEND_FLAG_AFFINITY, FRONTEND_FLAG_PRESERVE_CLIENT, Frontend,
-    FrontendKey,
+    AFFINITY_DEFAULT_TIMEOUT_SECS, FRONTEND_FLAG_AFFINITY, FRONTEND_FLAG_PRESERVE_CLIENT,
+    FRONTEND_INLINE_BACKENDS, Frontend, FrontendKey, FrontendValue,
 };
 pub use maglev::{FRONTEND_FLAG_MAGLEV, MaglevKey, MaglevTable};
 pub use node::NodeAddrs;

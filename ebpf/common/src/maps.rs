@@ -2,10 +2,10 @@
 //! capacities. The BPF crate uses the same capacities; the names must match its statics (the
 //! verifier test in `ferry-lb` checks they do). Names stay under 16 bytes, the kernel's limit.
 
-/// [`crate::FrontendKey`] → [`crate::Frontend`], hash map (not preallocated): socket-scope
+/// [`crate::FrontendKey`] → [`crate::FrontendValue`], hash map (not preallocated): socket-scope
 /// frontends, read by the cgroup hooks. Written by userspace.
 pub const FRONTENDS: &str = "FRONTENDS";
-/// [`crate::FrontendKey`] → [`crate::Frontend`], hash map (not preallocated): packet-scope
+/// [`crate::FrontendKey`] → [`crate::FrontendValue`], hash map (not preallocated): packet-scope
 /// frontends (NodePort, externalIPs, LoadBalancer IPs from outside), read by the tc programs.
 /// Written by userspace.
 pub const EXT_FRONTENDS: &str = "EXT_FRONTENDS";

@@ -6,7 +6,8 @@
 
 use crate::{
     AffinityKey, AffinityValue, Backend, BackendSlotKey, CtConfig, CtForward, CtKey, CtReverse,
-    Frontend, FrontendKey, MaglevKey, MaglevTable, NodeAddrs, RevNatKey, RevNatValue,
+    Frontend, FrontendKey, FrontendValue, MaglevKey, MaglevTable, NodeAddrs, RevNatKey,
+    RevNatValue,
 };
 
 // SAFETY: each type is `#[repr(C)]`, `Copy`, made only of integers and integer arrays, and has
@@ -15,6 +16,8 @@ use crate::{
 unsafe impl aya::Pod for FrontendKey {}
 // SAFETY: as above.
 unsafe impl aya::Pod for Frontend {}
+// SAFETY: as above (a `Frontend` and an array of `Backend`s, both padding-free).
+unsafe impl aya::Pod for FrontendValue {}
 // SAFETY: as above.
 unsafe impl aya::Pod for BackendSlotKey {}
 // SAFETY: as above.

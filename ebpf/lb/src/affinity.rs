@@ -3,10 +3,11 @@
 use aya_ebpf::{bindings::BPF_ANY, helpers::bpf_ktime_get_ns};
 use ferry_ebpf_common::{
     AFFINITY_DEFAULT_TIMEOUT_SECS, AFFINITY_SCOPE_PACKET, AFFINITY_SCOPE_SOCKET, AffinityKey,
-    AffinityValue, Backend, BackendSlotKey, Frontend,
+    AffinityValue, Backend, Frontend,
 };
 
-use crate::maps::{AFFINITY, BACKENDS};
+use crate::lb::Entry;
+use crate::maps::AFFINITY;
 
 /// Who "the client" is for affinity.
 #[derive(Clone, Copy)]
@@ -36,7 +37,7 @@ pub fn key(client: Client, service_id: u32) -> AffinityKey {
 /// The backend remembered for `key`, if it was used within the frontend's timeout and is still
 /// at its slot of the current revision; refreshes its timestamp.
 #[inline(always)]
-pub fn lookup(key: &AffinityKey, frontend: &Frontend) -> Option<Backend> {
+pub fn lookup(key: &AffinityKey, set: &Entry, frontend: &Frontend) -> Option<Backend> {
     let entry = AFFINITY.get_ptr_mut(key)?;
     // SAFETY: the map value stays valid for the program's run (RCU); copied out at once.
     let remembered = unsafe { *entry };
@@ -52,13 +53,7 @@ pub fn lookup(key: &AffinityKey, frontend: &Frontend) -> Option<Backend> {
     if remembered.slot >= frontend.backend_count {
         return None;
     }
-    let slot = BackendSlotKey {
-        service_id: frontend.service_id,
-        revision: frontend.revision,
-        slot: remembered.slot,
-    };
-    // SAFETY: copied out immediately, before any map update could recycle it.
-    let current = (unsafe { BACKENDS.get(&slot) }).copied()?;
+    let current = set.backend(frontend, remembered.slot)?;
     if current != remembered.backend {
         return None;
     }

@@ -3,7 +3,7 @@
 use aya_ebpf::helpers::bpf_get_prandom_u32;
 use ferry_ebpf_common::{
     Backend, BackendSlotKey, FRONTEND_FLAG_AFFINITY, FRONTEND_FLAG_MAGLEV, Frontend, FrontendKey,
-    MaglevKey,
+    FrontendValue, MaglevKey,
     maglev::{MAGLEV_TABLE_CAPACITY, MAGLEV_TABLE_SIZE},
     stats,
 };
@@ -39,16 +39,17 @@ pub fn pick(
     client: Client,
     flow_hash: Option<u32>,
 ) -> Pick {
-    // SAFETY: the value is copied out immediately, before any map update could recycle it.
-    let Some(frontend) = (unsafe { frontends.get(key) }).copied() else {
+    let Some(entry) = frontends.get_ptr(key) else {
         return Pick::Pass;
     };
+    let entry = Entry(entry);
+    let frontend = entry.frontend();
     if frontend.backend_count == 0 {
         return Pick::Reject;
     }
     let sticky = frontend.flags & FRONTEND_FLAG_AFFINITY != 0;
     let affinity_key = affinity::key(client, frontend.service_id);
-    if sticky && let Some(backend) = affinity::lookup(&affinity_key, &frontend) {
+    if sticky && let Some(backend) = affinity::lookup(&affinity_key, &entry, &frontend) {
         count(stats::AFFINITY_HITS);
         return Pick::To {
             backend,
@@ -60,13 +61,7 @@ pub fn pick(
         // SAFETY: a helper without arguments or preconditions.
         None => (unsafe { bpf_get_prandom_u32() }) % frontend.backend_count,
     };
-    let slot_key = BackendSlotKey {
-        service_id: frontend.service_id,
-        revision: frontend.revision,
-        slot,
-    };
-    // SAFETY: copied out immediately, as above.
-    let Some(backend) = (unsafe { BACKENDS.get(&slot_key) }).copied() else {
+    let Some(backend) = entry.backend(&frontend, slot) else {
         // A missing slot means a half-written set.
         return Pick::Reject;
     };
@@ -76,6 +71,36 @@ pub fn pick(
     Pick::To {
         backend,
         flags: frontend.flags,
+    }
+}
+
+/// A frontend map entry, read in place: the maps are not preallocated, so the element a
+/// lookup returned stays valid and unchanged for the program's run (an update replaces it and
+/// frees the old one after an RCU grace period).
+pub struct Entry(*const FrontendValue);
+
+impl Entry {
+    #[inline(always)]
+    pub fn frontend(&self) -> Frontend {
+        // SAFETY: see the type: a valid, unchanging map value for this run.
+        unsafe { (*self.0).frontend }
+    }
+
+    /// The backend at `slot` of `frontend`'s set (this entry's frontend): from the entry's
+    /// inline copies when it has them, else from `BACKENDS`.
+    #[inline(always)]
+    pub fn backend(&self, frontend: &Frontend, slot: u32) -> Option<Backend> {
+        // SAFETY: see the type.
+        if let Some(inline) = unsafe { (*self.0).backends.get(slot as usize) } {
+            return Some(*inline);
+        }
+        let key = BackendSlotKey {
+            service_id: frontend.service_id,
+            revision: frontend.revision,
+            slot,
+        };
+        // SAFETY: copied out immediately, before any map update could recycle it.
+        (unsafe { BACKENDS.get(&key) }).copied()
     }
 }
 

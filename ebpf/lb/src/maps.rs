@@ -7,7 +7,8 @@ use aya_ebpf::{
 };
 use ferry_ebpf_common::{
     AffinityKey, AffinityValue, Backend, BackendSlotKey, CtConfig, CtForward, CtKey, CtReverse,
-    Frontend, FrontendKey, MaglevKey, MaglevTable, NodeAddrs, RevNatKey, RevNatValue, SockRevNat,
+    FrontendKey, FrontendValue, MaglevKey, MaglevTable, NodeAddrs, RevNatKey, RevNatValue,
+    SockRevNat,
     maps::{
         AFFINITY_MAX_ENTRIES, BACKENDS_MAX_ENTRIES, CT_MAX_ENTRIES, EXT_FRONTENDS_MAX_ENTRIES,
         FRONTENDS_MAX_ENTRIES, MAGLEV_MAX_ENTRIES, REVNAT_MAX_ENTRIES,
@@ -22,7 +23,7 @@ const NO_PREALLOC: usize = BPF_F_NO_PREALLOC as usize;
 /// A frontend map: `FRONTENDS` and `EXT_FRONTENDS` share the type so one lookup path serves
 /// both (their capacities are equal).
 pub type Frontends =
-    HashMap<FrontendKey, Frontend, { FRONTENDS_MAX_ENTRIES as usize }, NO_PREALLOC>;
+    HashMap<FrontendKey, FrontendValue, { FRONTENDS_MAX_ENTRIES as usize }, NO_PREALLOC>;
 const _: () = assert!(FRONTENDS_MAX_ENTRIES == EXT_FRONTENDS_MAX_ENTRIES);
 
 /// Socket-scope service address → backend set. Written by userspace; read by the cgroup hooks.

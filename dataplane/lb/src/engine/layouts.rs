@@ -8,8 +8,8 @@ use aya::maps::MapInfo;
 
 use crate::common::{
     AffinityKey, AffinityValue, Backend, BackendSlotKey, CtConfig, CtForward, CtKey, CtReverse,
-    Frontend, FrontendKey, MaglevKey, MaglevTable, NodeAddrs, RevNatKey, RevNatValue, SockRevNat,
-    maps, stats,
+    FrontendKey, FrontendValue, MaglevKey, MaglevTable, NodeAddrs, RevNatKey, RevNatValue,
+    SockRevNat, maps, stats,
 };
 use crate::pin::PinLayout;
 
@@ -21,13 +21,13 @@ const LAYOUTS: [Layout; maps::ALL.len()] = [
     (
         maps::FRONTENDS,
         size_of::<FrontendKey>(),
-        size_of::<Frontend>(),
+        size_of::<FrontendValue>(),
         None,
     ),
     (
         maps::EXT_FRONTENDS,
         size_of::<FrontendKey>(),
-        size_of::<Frontend>(),
+        size_of::<FrontendValue>(),
         None,
     ),
     (

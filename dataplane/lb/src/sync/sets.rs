@@ -8,7 +8,9 @@
 
 use super::{MapOp, SyncReport, slot_key};
 use crate::LbError;
-use crate::common::{BACKEND_FLAG_REMOTE, Backend, BackendSlotKey, MaglevKey};
+use crate::common::{
+    BACKEND_FLAG_REMOTE, Backend, BackendSlotKey, FRONTEND_INLINE_BACKENDS, MaglevKey,
+};
 use crate::maglev;
 use ferry_model::lb::{BackendView, LbBackend};
 use ferry_model::{AddressFamily, ObjectKey, Protocol};
@@ -118,6 +120,15 @@ impl BackendSets {
 
     pub fn backends(&self, set: SetRef) -> &[LbBackend] {
         self.revisions.get(&set).map_or(&[], |r| &r.layout)
+    }
+
+    /// The map values of the set's first slots, in slot order: what its frontends carry
+    /// inline.
+    pub fn inline(&self, set: SetRef) -> impl Iterator<Item = Backend> + '_ {
+        self.backends(set)
+            .iter()
+            .take(FRONTEND_INLINE_BACKENDS)
+            .map(backend_value)
     }
 
     pub fn slots(&self) -> usize {

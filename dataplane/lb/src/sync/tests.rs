@@ -2,7 +2,7 @@
 //! no intermediate state points a frontend at a half-written backend set.
 
 use super::*;
-use crate::common::FRONTEND_FLAG_MAGLEV;
+use crate::common::{FRONTEND_FLAG_MAGLEV, FRONTEND_INLINE_BACKENDS};
 use ferry_model::{
     AddressFamily, Cluster, Endpoint, EndpointConditions, EndpointPort, EndpointSlice, Object,
     Service, ServicePort,
@@ -14,6 +14,8 @@ use std::net::{IpAddr, Ipv4Addr};
 #[derive(Debug, Default)]
 struct Maps {
     frontends: BTreeMap<(Scope, FrontendKey), Frontend>,
+    /// The inline slots each frontend was written with.
+    inline: BTreeMap<(Scope, FrontendKey), [Backend; FRONTEND_INLINE_BACKENDS]>,
     backends: BTreeMap<BackendSlotKey, Backend>,
     maglev: BTreeMap<MaglevKey, Box<MaglevTable>>,
 }
@@ -25,10 +27,12 @@ impl Maps {
                 self.backends.insert(*k, *v);
             }
             MapOp::PutFrontend(s, k, v) => {
-                self.frontends.insert((*s, *k), *v);
+                self.frontends.insert((*s, *k), v.frontend);
+                self.inline.insert((*s, *k), v.backends);
             }
             MapOp::DeleteFrontend(s, k) => {
                 self.frontends.remove(&(*s, *k));
+                self.inline.remove(&(*s, *k));
             }
             MapOp::DeleteBackend(k) => {
                 self.backends.remove(k);
@@ -42,10 +46,22 @@ impl Maps {
         }
     }
 
-    /// Every frontend's slots `0..count` exist under its `(set, revision)`, and a Maglev
-    /// frontend's table exists and points inside the set.
+    /// Every frontend's slots `0..count` exist under its `(set, revision)`, its inline slots
+    /// equal them (and are zero past the set), and a Maglev frontend's table exists and points
+    /// inside the set.
     fn consistent(&self) -> bool {
-        self.frontends.values().all(|f| {
+        self.frontends.iter().all(|(key, f)| {
+            let inline_ok = self.inline[key].iter().zip(0u32..).all(|(inline, slot)| {
+                let key = BackendSlotKey {
+                    service_id: f.service_id,
+                    revision: f.revision,
+                    slot,
+                };
+                match slot < f.backend_count {
+                    true => self.backends.get(&key) == Some(inline),
+                    false => *inline == Backend::NONE,
+                }
+            });
             let table = MaglevKey {
                 service_id: f.service_id,
                 revision: f.revision,
@@ -54,7 +70,8 @@ impl Maps {
                 || self.maglev.get(&table).is_some_and(|t| {
                     f.backend_count == 0 || t.slots.iter().all(|s| u32::from(*s) < f.backend_count)
                 });
-            maglev_ok
+            inline_ok
+                && maglev_ok
                 && (0..f.backend_count).all(|slot| {
                     self.backends.contains_key(&BackendSlotKey {
                         service_id: f.service_id,
