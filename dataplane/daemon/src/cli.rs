@@ -96,6 +96,10 @@ pub struct RunArgs {
     /// (consistent hashing: every node picks the same backend for a flow).
     #[arg(long, value_name = "ALGORITHM")]
     pub lb_algorithm: Option<String>,
+    /// Source ports of masqueraded NodePort/external flows, FIRST-LAST (default 61000-65535:
+    /// above the kernel's ephemeral ports, which they must not overlap).
+    #[arg(long, value_name = "FIRST-LAST")]
+    pub lb_snat_ports: Option<String>,
     /// Capacity of the frontend maps (default 65536).
     #[arg(long, value_name = "N")]
     pub lb_max_frontends: Option<String>,

@@ -6,6 +6,7 @@ use ferry_model::ObjectKey;
 use ferry_model::lb::LocalDns;
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
 pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:10256";
@@ -41,6 +42,7 @@ struct LbSection {
     max_backends: Option<u32>,
     cleanup: Option<bool>,
     algorithm: Option<String>,
+    snat_ports: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -354,6 +356,10 @@ fn lb_settings(
             ));
         }
     };
+    let snat_ports = match args.lb_snat_ports.as_deref().or(file.snat_ports.as_deref()) {
+        Some(text) => snat_range(text, &host::ephemeral_ports())?,
+        None => ferry_lb::LbConfig::DEFAULT_SNAT_PORTS,
+    };
     let pin_root = args
         .lb_pin_path
         .clone()
@@ -367,6 +373,7 @@ fn lb_settings(
             max_frontends,
             max_backends,
             algorithm,
+            snat_ports,
         },
         cleanup_on_exit: args.lb_cleanup || file.cleanup.unwrap_or(false),
     })
@@ -477,6 +484,49 @@ fn enabled(disabled_by_flag: bool, in_file: Option<bool>) -> bool {
 }
 
 /// Repeatable flags replace the file's list when given at all.
+/// `--lb-snat-ports FIRST-LAST`: unprivileged ports, clear of the node's ephemeral range
+/// (`ephemeral`, when known): a masqueraded flow and a node socket on one port would take each
+/// other's replies.
+fn snat_range(
+    text: &str,
+    ephemeral: &Option<RangeInclusive<u16>>,
+) -> Result<RangeInclusive<u16>, ConfigError> {
+    const SETTING: &str = "--lb-snat-ports";
+    let parsed = text.split_once('-').and_then(|(first, last)| {
+        Some((
+            first.trim().parse::<u16>().ok()?,
+            last.trim().parse::<u16>().ok()?,
+        ))
+    });
+    let Some((first, last)) = parsed else {
+        return Err(invalid(
+            SETTING,
+            format!("{text:?} is not FIRST-LAST (ports)"),
+        ));
+    };
+    if first < 1024 || first > last {
+        return Err(invalid(
+            SETTING,
+            format!("{text:?}: want 1024 <= FIRST <= LAST <= 65535"),
+        ));
+    }
+    if let Some(ephemeral) = ephemeral
+        && first <= *ephemeral.end()
+        && *ephemeral.start() <= last
+    {
+        return Err(invalid(
+            SETTING,
+            format!(
+                "{text:?} overlaps net.ipv4.ip_local_port_range {}-{}: the node's own \
+                 connections would take the same ports",
+                ephemeral.start(),
+                ephemeral.end()
+            ),
+        ));
+    }
+    Ok(first..=last)
+}
+
 /// `--node-ip`: one address, or a comma-separated IPv4 and IPv6 pair (as kubelet takes it).
 fn node_ips(list: &str) -> Result<Vec<IpAddr>, ConfigError> {
     let mut ips: Vec<IpAddr> = Vec::new();

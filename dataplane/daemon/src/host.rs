@@ -77,6 +77,13 @@ fn default_route6_interface(table: &str) -> Option<String> {
     })
 }
 
+/// The kernel's ephemeral port range (`net.ipv4.ip_local_port_range`, which IPv6 shares).
+pub fn ephemeral_ports() -> Option<std::ops::RangeInclusive<u16>> {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    let mut ports = text.split_whitespace().map(str::parse::<u16>);
+    Some(ports.next()?.ok()?..=ports.next()?.ok()?)
+}
+
 /// Where the cgroup2 hierarchy is mounted (`/sys/fs/cgroup`, or `/sys/fs/cgroup/unified` on
 /// hybrid hosts).
 pub fn cgroup2_root() -> Option<PathBuf> {

@@ -6,7 +6,7 @@ mod layouts;
 
 use crate::common::{
     Backend, BackendSlotKey, CtConfig, Frontend, FrontendKey, FrontendValue, IPPROTO_UDP,
-    MaglevKey, MaglevTable, NodeAddrs, maps, programs,
+    MaglevKey, MaglevTable, NodeAddrs, conntrack::SNAT_PORT_MIN, maps, programs,
 };
 use crate::metrics::LbMetrics;
 use crate::pin::PinLayout;
@@ -20,6 +20,7 @@ use aya::{Ebpf, EbpfLoader};
 use ferry_model::DesiredState;
 use ferry_model::lb::{NodeContext, Scope};
 use std::net::IpAddr;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -38,11 +39,14 @@ pub struct LbConfig {
     pub max_backends: u32,
     /// How the tc path picks backends for new flows.
     pub algorithm: Algorithm,
+    /// Source ports of masqueraded NodePort/external flows.
+    pub snat_ports: RangeInclusive<u16>,
 }
 
 impl LbConfig {
     pub const DEFAULT_MAX_FRONTENDS: u32 = maps::FRONTENDS_MAX_ENTRIES;
     pub const DEFAULT_MAX_BACKENDS: u32 = maps::BACKENDS_MAX_ENTRIES;
+    pub const DEFAULT_SNAT_PORTS: RangeInclusive<u16> = SNAT_PORT_MIN..=u16::MAX;
 }
 
 /// A running LB: the loaded object, its maps, and what was written to them.
@@ -102,8 +106,15 @@ impl LbEngine {
             maps.delete_maglev(table)?;
         }
         maps.put_node_addrs(&node_addrs(&node.ips))?;
-        // The production lifetimes and SNAT pool (all zero: the defaults).
-        crate::configure_conntrack(&mut ebpf, &CtConfig::default())?;
+        // The production lifetimes (zero: the defaults) and the configured SNAT pool.
+        let snat = CtConfig {
+            snat_port_first: u32::from(*config.snat_ports.start()),
+            snat_ports: u32::from(*config.snat_ports.end())
+                .saturating_sub(u32::from(*config.snat_ports.start()))
+                + 1,
+            ..CtConfig::default()
+        };
+        crate::configure_conntrack(&mut ebpf, &snat)?;
 
         let cgroup = std::fs::File::open(&config.cgroup).map_err(|e| LbError::PinPath {
             path: config.cgroup.clone(),

@@ -30,7 +30,7 @@ use std::sync::Arc;
 pub enum MapOp {
     PutBackend(BackendSlotKey, Backend),
     /// The frontend with its set's first slots inline.
-    PutFrontend(Scope, FrontendKey, FrontendValue),
+    PutFrontend(Scope, FrontendKey, Box<FrontendValue>),
     DeleteFrontend(Scope, FrontendKey),
     DeleteBackend(BackendSlotKey),
     PutMaglev(MaglevKey, Box<MaglevTable>),
@@ -409,7 +409,7 @@ impl LbState {
             }
             return Ok(());
         }
-        let entry = FrontendValue::new(value, self.sets.inline(set));
+        let entry = Box::new(FrontendValue::new(value, self.sets.inline(set)));
         apply(&MapOp::PutFrontend(scope, key, entry))?;
         report.ops += 1;
         self.sets.retain(set);

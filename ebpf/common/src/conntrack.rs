@@ -33,8 +33,9 @@
 //!
 //! # SNAT ports
 //!
-//! A masqueraded flow takes one of [`SNAT_PORT_SPAN`] ports (fewer if [`CtConfig::snat_ports`]
-//! says so) per node address, backend and protocol: of 16 random ones, the first free, else
+//! A masqueraded flow takes one of the SNAT ports per node address, backend and protocol
+//! ([`SNAT_PORT_MIN`]..=65535 unless [`CtConfig::snat_port_first`] and
+//! [`CtConfig::snat_ports`] say otherwise): of 16 random ones, the first free, else
 //! the one whose flow died longest ago. Reusing a port soon after its flow closed can cost the
 //! new connection a SYN retransmission (1 s): a backend that closed first keeps the old
 //! connection in TIME_WAIT (60 s on Linux) and rejects the new SYN if its timestamp is older
@@ -88,13 +89,10 @@ pub const TCP_SYN: u8 = 0x02;
 pub const TCP_RST: u8 = 0x04;
 pub const TCP_ACK: u8 = 0x10;
 
-/// Lowest source port the tc path uses to masquerade: above Linux's default ephemeral range
-/// (`ip_local_port_range` 32768–60999), so it does not collide with the node's own sockets.
+/// Default lowest source port the tc path uses to masquerade: above Linux's default ephemeral
+/// range (`ip_local_port_range` 32768–60999), so it does not collide with the node's own
+/// sockets. The pool runs from there to 65535 by default.
 pub const SNAT_PORT_MIN: u16 = 61_000;
-/// Highest SNAT source port.
-pub const SNAT_PORT_MAX: u16 = 65_535;
-/// Number of SNAT ports per (node address, backend, protocol).
-pub const SNAT_PORT_SPAN: u32 = (SNAT_PORT_MAX - SNAT_PORT_MIN) as u32 + 1;
 
 /// Value of `CT_FWD` (key: `client → frontend`).
 #[repr(C)]
@@ -151,10 +149,11 @@ pub struct CtConfig {
     pub tcp_closing_secs: u32,
     /// Overrides [`CT_UDP_SECS`].
     pub udp_secs: u32,
-    /// SNAT ports in use, from [`SNAT_PORT_MIN`] on (at most [`SNAT_PORT_SPAN`]).
+    /// Number of SNAT ports from the first one on (zero, or more than fit below 65536: up to
+    /// 65535).
     pub snat_ports: u32,
-    /// Must be zero.
-    pub _pad: u32,
+    /// First SNAT port (zero: [`SNAT_PORT_MIN`]).
+    pub snat_port_first: u32,
 }
 const _: () = assert!(size_of::<CtConfig>() == 24);
 
@@ -174,14 +173,31 @@ impl CtConfig {
         if set == 0 { default } else { set }
     }
 
-    /// Size of the SNAT port pool: between 1 and [`SNAT_PORT_SPAN`].
+    /// First port of the SNAT pool (host byte order).
+    #[inline(always)]
+    pub const fn snat_port_first(&self) -> u16 {
+        if self.snat_port_first == 0 || self.snat_port_first > u16::MAX as u32 {
+            SNAT_PORT_MIN
+        } else {
+            self.snat_port_first as u16
+        }
+    }
+
+    /// Size of the SNAT port pool: at least 1, and its last port at most 65535.
     #[inline(always)]
     pub const fn snat_port_span(&self) -> u32 {
-        if self.snat_ports == 0 || self.snat_ports > SNAT_PORT_SPAN {
-            SNAT_PORT_SPAN
+        let room = 65_536 - self.snat_port_first() as u32;
+        if self.snat_ports == 0 || self.snat_ports > room {
+            room
         } else {
             self.snat_ports
         }
+    }
+
+    /// Whether `port` (host byte order) is in the SNAT pool.
+    #[inline(always)]
+    pub const fn is_snat_port(&self, port: u16) -> bool {
+        (port as u32).wrapping_sub(self.snat_port_first() as u32) < self.snat_port_span()
     }
 }
 
@@ -359,8 +375,28 @@ mod tests {
         };
         assert_eq!(pool(0), 4536);
         assert_eq!(pool(64), 64);
-        assert_eq!(pool(100_000), SNAT_PORT_SPAN);
+        assert_eq!(pool(100_000), 4536);
         assert!(is_dead(10, 10) && !is_dead(11, 10));
+    }
+
+    #[test]
+    fn a_configured_snat_range_bounds_the_pool() {
+        let range = |snat_port_first, snat_ports| CtConfig {
+            snat_port_first,
+            snat_ports,
+            ..CtConfig::default()
+        };
+        let low = range(40_000, 100);
+        assert_eq!((low.snat_port_first(), low.snat_port_span()), (40_000, 100));
+        assert!(low.is_snat_port(40_000) && low.is_snat_port(40_099));
+        assert!(!low.is_snat_port(39_999) && !low.is_snat_port(40_100));
+        let to_the_end = range(65_000, 0);
+        assert_eq!(to_the_end.snat_port_span(), 536);
+        assert!(to_the_end.is_snat_port(65_535));
+        assert_eq!(range(65_535, 10).snat_port_span(), 1, "clamped below 65536");
+        let default = CtConfig::default();
+        assert!(default.is_snat_port(61_000) && !default.is_snat_port(60_999));
+        assert!(default.is_snat_port(65_535));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use aya_ebpf::{
 };
 use ferry_ebpf_common::{
     Backend, CT_FLAG_SNAT, CtConfig, CtForward, CtKey, CtReverse,
-    conntrack::{CT_STATE_MASK, SNAT_PORT_MIN, advance, is_dead, reopens},
+    conntrack::{CT_STATE_MASK, advance, is_dead, reopens},
     stats,
 };
 
@@ -50,6 +50,15 @@ fn now() -> u32 {
 #[inline(always)]
 fn config() -> CtConfig {
     CT_CONFIG.get(0).copied().unwrap_or_default()
+}
+
+/// Whether `port` (host byte order) is one of the SNAT pool's, read in place from the settings.
+#[inline(always)]
+pub fn is_snat_port(port: u16) -> bool {
+    match CT_CONFIG.get(0) {
+        Some(config) => config.is_snat_port(port),
+        None => CtConfig::default().is_snat_port(port),
+    }
 }
 
 /// The lifetime of a flow of `proto` with state `flags`, read in place from the settings.
@@ -217,12 +226,13 @@ fn reserve_snat_port(
 ) -> Option<u16> {
     // Never zero (the `max` lets the compiler see it, so no division check remains).
     let span = config.snat_port_span().max(1);
+    let first = config.snat_port_first();
     let (mut oldest_port, mut oldest_death) = (0, u32::MAX);
     for _ in 0..SNAT_PORT_TRIES {
         // SAFETY: a helper without arguments or preconditions.
         let offset = unsafe { bpf_get_prandom_u32() } % span;
-        // `offset < span <= SNAT_PORT_SPAN`, so this stays within SNAT_PORT_MIN..=SNAT_PORT_MAX.
-        rev_key.dst_port = SNAT_PORT_MIN.wrapping_add(offset as u16).to_be();
+        // `offset < span`, and `first + span - 1 <= 65535`: the port stays in the pool.
+        rev_key.dst_port = first.wrapping_add(offset as u16).to_be();
         if CT_REV
             .insert(&*rev_key, reverse, u64::from(BPF_NOEXIST))
             .is_ok()

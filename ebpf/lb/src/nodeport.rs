@@ -20,7 +20,7 @@ use aya_ebpf::{
 };
 use ferry_ebpf_common::{
     AF_INET, BACKEND_FLAG_REMOTE, Backend, CT_FLAG_SNAT, CtForward, FRONTEND_FLAG_PRESERVE_CLIENT,
-    FrontendKey, conntrack::SNAT_PORT_MIN, maglev::flow_hash, stats,
+    FrontendKey, maglev::flow_hash, stats,
 };
 
 use crate::{
@@ -47,7 +47,7 @@ pub fn nodeport_ingress(ctx: TcContext) -> i32 {
     if Packet::parse_into(&ctx, &mut pkt) == 0 {
         return PASS;
     }
-    if u16::from_be(pkt.dport) >= SNAT_PORT_MIN {
+    if conntrack::is_snat_port(u16::from_be(pkt.dport)) {
         let verdict = masqueraded_reply(&ctx, &mut pkt);
         if verdict != NOT_A_REPLY {
             return verdict;

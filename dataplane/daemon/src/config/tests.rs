@@ -292,3 +292,33 @@ fn node_local_dns_needs_both_engines_and_reaches_a_wildcard_at_the_node_ip() {
     let config = Config::merge(&no_listener, FileConfig::default()).unwrap();
     assert_eq!(config.local_dns(), None);
 }
+
+#[test]
+fn snat_ports_are_a_range_clear_of_the_ephemeral_ports() {
+    let ephemeral = Some(32_768..=60_999);
+    assert_eq!(
+        snat_range("61000-65535", &ephemeral).unwrap(),
+        61_000..=65_535
+    );
+    assert_eq!(
+        snat_range(" 20000 - 20999", &ephemeral).unwrap(),
+        20_000..=20_999
+    );
+    assert_eq!(snat_range("40000-40010", &None).unwrap(), 40_000..=40_010);
+    for (bad, reason) in [
+        ("61000", "is not FIRST-LAST"),
+        ("61000-70000", "is not FIRST-LAST"),
+        ("80-90", "1024 <= FIRST"),
+        ("62000-61000", "1024 <= FIRST"),
+        (
+            "60000-61000",
+            "overlaps net.ipv4.ip_local_port_range 32768-60999",
+        ),
+    ] {
+        let error = snat_range(bad, &ephemeral).unwrap_err().to_string();
+        assert!(
+            error.starts_with("--lb-snat-ports:") && error.contains(reason),
+            "{bad}: {error}"
+        );
+    }
+}

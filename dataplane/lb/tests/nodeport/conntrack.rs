@@ -28,6 +28,8 @@ use super::{Lab, addr};
 
 /// The SNAT pool of these tests.
 const POOL: usize = 64;
+/// The first SNAT port of the UDP test (not the default one).
+const FIRST_PORT: u16 = 40_000;
 
 /// UDP flows each take a port while alive (2 s idle here). Once the pool is exhausted, new
 /// flows are dropped until the old ones die; then new flows take their ports over (counted as
@@ -44,12 +46,22 @@ fn expired_udp_flows_give_their_snat_ports_back() {
         udp_secs: 2,
         tcp_closing_secs: 1,
         snat_ports: POOL as u32,
+        snat_port_first: u32::from(FIRST_PORT),
         ..CtConfig::default()
     });
     let frontend = addr("10.201.1.1:30080");
 
     lab.warm_up(IPPROTO_TCP);
     let first = udp_flows(&lab, frontend, 100);
+    let ports = lab.snat_ports();
+    assert_eq!(ports.len(), first, "one port per answered flow");
+    assert!(
+        ports
+            .iter()
+            .all(|p| (FIRST_PORT..FIRST_PORT + POOL as u16).contains(p)),
+        "ports {ports:?} outside {FIRST_PORT}..{}",
+        FIRST_PORT + POOL as u16
+    );
     let counters = lab.counters();
     assert!(
         (48..=POOL).contains(&first),
@@ -240,6 +252,19 @@ impl Lab {
     }
 
     /// Entries in `CT_FWD` and `CT_REV`.
+    /// The SNAT ports (host order) `CT_REV` holds the replies of masqueraded UDP flows under
+    /// (every flow of these tests is masqueraded).
+    fn snat_ports(&self) -> std::collections::BTreeSet<u16> {
+        let map = self.ebpf.map(CT_REV).expect("CT_REV");
+        HashMap::<_, CtKey, CtReverse>::try_from(map)
+            .expect("CT_REV")
+            .keys()
+            .map(|key| key.expect("CT_REV key"))
+            .filter(|key| key.proto == IPPROTO_UDP)
+            .map(|key| u16::from_be(key.dst_port))
+            .collect()
+    }
+
     fn ct_entries(&self) -> (usize, usize) {
         let count = |name| -> usize {
             let map = self.ebpf.map(name).expect("conntrack map");
