@@ -11,6 +11,7 @@
 //! --impls direct,ferry,iptables,nftables --iptables legacy|nft --ferry PATH` (`--ferry`: a
 //! prebuilt binary instead of `cargo build --release -p ferry`).
 
+mod bpfstats;
 mod exec;
 mod ferry;
 mod iptables;
@@ -231,6 +232,9 @@ fn build_ferry() -> anyhow::Result<PathBuf> {
     Ok(binary)
 }
 
+/// Load run with BPF statistics on after ferry's timed one: the kernel time per `connect4`.
+const STATS_LOAD: Duration = Duration::from_secs(2);
+
 fn run_trial(options: &Options, binary: &Path, imp: Impl, n: u32, round: u32) -> Trial {
     let mut trial = Trial {
         round,
@@ -318,6 +322,15 @@ fn trial_steps(options: &Options, binary: &Path, trial: &mut Trial) -> anyhow::R
         (trial.ferry.as_mut(), cpu_before, daemon_cpu(&daemon))
     {
         sync.idle_cpu_ms = after.saturating_sub(before);
+    }
+    if let Some(sync) = trial.ferry.as_mut() {
+        // A run of its own, so the statistics' own cost stays out of the rate above.
+        let link = topo.pin_root().join("links").join("connect4");
+        let _stats = bpfstats::Enabled::new()?;
+        let before = bpfstats::run_stats(&link)?;
+        let run = spec(Targets::Vips, Some(STATS_LOAD.min(options.duration)), 0);
+        load::run_client(&topo.client, &run, &topo.work, "bpfstats")?;
+        sync.connect4_ns = bpfstats::per_run(before, bpfstats::run_stats(&link)?);
     }
     drop(daemon);
     Ok(())

@@ -39,6 +39,8 @@ pub struct FerrySync {
     pub kernel_delta_kb: i64,
     /// The daemon's CPU time during the connection load (it has nothing to do then).
     pub idle_cpu_ms: u64,
+    /// Kernel time per run of the `connect4` program (bpf_stats), in ns.
+    pub connect4_ns: Option<f64>,
 }
 
 /// The running daemon; stopped (SIGTERM, then SIGKILL) on drop.

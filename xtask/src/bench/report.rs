@@ -193,6 +193,9 @@ pub fn progress(t: &Trial) -> String {
             ms(f.change_e2e),
             mb(f.rss_kb)
         );
+        if let Some(ns) = f.connect4_ns {
+            let _ = write!(line, " connect4 {ns:.0} ns");
+        }
     }
     if let Some(r) = &t.rules {
         let _ = write!(line, " full {} change {}", ms(r.full), ms(r.change));
@@ -251,6 +254,7 @@ struct Row {
     hwm_kb: Option<f64>,
     tool_kb: Option<f64>,
     kernel_kb: Option<f64>,
+    connect4_ns: Option<f64>,
 }
 
 fn row(trials: &[Trial], n: u32, imp: Impl) -> Row {
@@ -287,6 +291,7 @@ fn row(trials: &[Trial], n: u32, imp: Impl) -> Row {
                 .map(|f| f.kernel_delta_kb as f64)
                 .or(t.rules.as_ref().map(|r| r.kernel_delta_kb as f64))
         }),
+        connect4_ns: m(&|t| t.ferry.as_ref().and_then(|f| f.connect4_ns)),
     }
 }
 
@@ -409,14 +414,22 @@ fn results_table(md: &mut String, options: &Options, rows: &BTreeMap<(u32, Impl)
                 (Some(rate), Some(d)) if d > 0.0 => format!("{:.1} %", rate * 100.0 / d),
                 _ => "–".into(),
             };
+            let kernel = opt(r.connect4_ns, |ns| {
+                format!("; `connect4` {} ns in the kernel", thousands(ns))
+            });
             let _ = writeln!(
                 md,
-                "| {} | {} | {full} | {change} | {} | {share} | {} / {} µs | {memory} |",
+                "| {} | {} | {full} | {change} | {} | {share} | {} / {} µs{} | {memory} |",
                 thousands(f64::from(n)),
                 imp.name(),
                 opt(r.rate, thousands),
                 opt(r.p50, |x| format!("{x:.1}")),
                 opt(r.p99, |x| format!("{x:.1}")),
+                if imp == Impl::Ferry {
+                    kernel.as_str()
+                } else {
+                    ""
+                },
             );
         }
     }

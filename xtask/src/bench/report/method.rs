@@ -60,6 +60,13 @@ sends 1 000 connections to Service N/2's ClusterIP and has the backend count the
 address: all must land on the 10 current endpoints (the removed one gets none), each within
 ±50 % of 100.
 
+*`connect4` in the kernel* (ferry): after its timed run, a 2 s run of the same load with
+`kernel.bpf_stats_enabled` on; the kernel's `run_time_ns` / `run_cnt` of ferry's `connect4`
+program (read with `bpftool` through its pinned link) over that run is the time the socket LB
+adds to each `connect()` inside the program (lookups, the choice, the reverse-NAT record).
+The cgroup hook's dispatch and the freeing of the socket's reverse-NAT record at `close()` are
+outside it. The statistics are off during the timed run, so their own cost is not in the rate.
+
 *CPU busy* (last table) is the whole machine's from /proc/stat: *before* is the second before
 the load with the bench idle, i.e. other work on the machine; *during* includes the bench's
 own client and backend (one thread each, pinned to one CPU each).
