@@ -255,6 +255,10 @@ struct Row {
     tool_kb: Option<f64>,
     kernel_kb: Option<f64>,
     connect4_ns: Option<f64>,
+    /// Median over rounds of this round's rate over direct's in the same round.
+    of_direct: Option<f64>,
+    /// The same against iptables.
+    of_iptables: Option<f64>,
 }
 
 fn row(trials: &[Trial], n: u32, imp: Impl) -> Row {
@@ -292,7 +296,21 @@ fn row(trials: &[Trial], n: u32, imp: Impl) -> Row {
                 .or(t.rules.as_ref().map(|r| r.kernel_delta_kb as f64))
         }),
         connect4_ns: m(&|t| t.ferry.as_ref().and_then(|f| f.connect4_ns)),
+        of_direct: m(&|t| paired(trials, t, Impl::Direct)),
+        of_iptables: m(&|t| paired(trials, t, Impl::Iptables)),
     }
+}
+
+/// `t`'s connection rate over `other`'s in the same round and N: the two ran minutes apart at
+/// most, so a machine whose speed drifts over a run moves both alike.
+fn paired(trials: &[Trial], t: &Trial, other: Impl) -> Option<f64> {
+    let rate = t.load?.rate();
+    let base = trials
+        .iter()
+        .find(|o| o.n == t.n && o.round == t.round && o.imp == other && o.error.is_none())?
+        .load?
+        .rate();
+    (base > 0.0).then(|| rate / base)
 }
 
 fn opt(x: Option<f64>, f: impl Fn(f64) -> String) -> String {
@@ -376,7 +394,6 @@ fn results_table(md: &mut String, options: &Options, rows: &BTreeMap<(u32, Impl)
          |---:|---|---:|---:|---:|---:|---:|---|\n",
     );
     for &n in &options.sizes {
-        let direct = rows.get(&(n, Impl::Direct)).and_then(|r| r.rate);
         for imp in Impl::ALL {
             let Some(r) = rows.get(&(n, imp)) else {
                 continue;
@@ -410,10 +427,7 @@ fn results_table(md: &mut String, options: &Options, rows: &BTreeMap<(u32, Impl)
                     ),
                 ),
             };
-            let share = match (r.rate, direct) {
-                (Some(rate), Some(d)) if d > 0.0 => format!("{:.1} %", rate * 100.0 / d),
-                _ => "–".into(),
-            };
+            let share = opt(r.of_direct, |x| format!("{:.1} %", x * 100.0));
             let kernel = opt(r.connect4_ns, |ns| {
                 format!("; `connect4` {} ns in the kernel", thousands(ns))
             });
@@ -447,13 +461,7 @@ fn targets(md: &mut String, options: &Options, rows: &BTreeMap<(u32, Impl), Row>
     let shares: Vec<(u32, Option<f64>)> = options
         .sizes
         .iter()
-        .map(|&n| {
-            let share = get(n, Impl::Ferry)
-                .rate
-                .zip(get(n, Impl::Direct).rate)
-                .map(|(a, b)| a / b);
-            (n, share)
-        })
+        .map(|&n| (n, get(n, Impl::Ferry).of_direct))
         .collect();
     let share_text: Vec<String> = shares
         .iter()
@@ -470,10 +478,7 @@ fn targets(md: &mut String, options: &Options, rows: &BTreeMap<(u32, Impl), Row>
         .map(|(_, s)| s.map(|x| x >= 0.95))
         .collect::<Option<Vec<_>>>()
         .map(|v| v.iter().all(|b| *b));
-    let vs_ipt = f
-        .rate
-        .zip(get(big, Impl::Iptables).rate)
-        .map(|(a, b)| a / b);
+    let vs_ipt = f.of_iptables;
     let _ = write!(
         md,
         "\n## Targets (N = {big})\n\n| target | measured | |\n|---|---|---|\n\

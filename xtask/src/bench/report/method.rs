@@ -55,7 +55,10 @@ joins the LB cgroup before opening sockets, runs blocking `connect()` + `close()
 (SO_LINGER 0: the close is an RST, no TIME_WAIT) for the stated time after a 0.5 s warm-up,
 timing every `connect()`. Each thread walks all N ClusterIPs in its own shuffled order;
 *direct* runs in a fresh sandbox with nothing programmed and dials the endpoint addresses of
-the same Services straight, which is the physical limit. Before the load, a *spread check*
+the same Services straight, which is the physical limit. *Of direct* (and the ratio to
+iptables) is the median over the rounds of each round's ratio: the two trials of a round run
+within minutes of each other, so a drift of the shared machine's speed over the run (large
+on this VM) moves both alike. Before the load, a *spread check*
 sends 1 000 connections to Service N/2's ClusterIP and has the backend count them per local
 address: all must land on the 10 current endpoints (the removed one gets none), each within
 ±50 % of 100.
