@@ -16,13 +16,13 @@ mod exec;
 mod ferry;
 mod iptables;
 mod load;
-mod mem;
 mod names;
 mod nftables;
 mod report;
 mod rules;
 mod topology;
 
+use crate::procfs;
 use crate::shell;
 use anyhow::{Context, bail};
 use load::{ClientSpec, LoadResult, Server, Targets};
@@ -181,7 +181,7 @@ pub fn lb(args: &[&str]) -> anyhow::Result<()> {
     crate::setup()?;
     let binary = match &options.ferry {
         Some(binary) => binary.clone(),
-        None => build_ferry()?,
+        None => crate::benchkit::build_ferry()?,
     };
     for tool in [options.iptables_restore, "nft", "nsenter"] {
         if !rules::have(tool) {
@@ -191,7 +191,7 @@ pub fn lb(args: &[&str]) -> anyhow::Result<()> {
     topology::sweep_leftovers();
     ctrlc::set_handler(|| STOP.store(true, Ordering::SeqCst))?;
 
-    let meta = report::Meta::capture(&options, &binary);
+    let meta = report::capture_meta(&options, &binary);
     let started = Instant::now();
     let mut trials = Vec::new();
     for round in 0..options.rounds {
@@ -217,19 +217,6 @@ pub fn lb(args: &[&str]) -> anyhow::Result<()> {
         None => println!("no plot: gnuplot failed or is missing"),
     }
     Ok(())
-}
-
-/// `cargo build --release -p ferry`; `target/release/ferry`.
-fn build_ferry() -> anyhow::Result<PathBuf> {
-    let binary = shell::root().join("target/release/ferry");
-    // Others may be mid-edit in the same tree: an older binary is better than no run.
-    if let Err(error) = shell::cargo(&["build", "--release", "--package", "ferry"]) {
-        if !binary.is_file() {
-            return Err(error);
-        }
-        eprintln!("bench: {error:#}; using the existing {}", binary.display());
-    }
-    Ok(binary)
 }
 
 /// Load run with BPF statistics on after ferry's timed one: the kernel time per `connect4`.
@@ -304,20 +291,20 @@ fn trial_steps(options: &Options, binary: &Path, trial: &mut Trial) -> anyhow::R
             result,
         ));
     }
-    let before = mem::cpu_jiffies();
+    let before = procfs::cpu_jiffies();
     std::thread::sleep(Duration::from_secs(1));
-    let mid = mem::cpu_jiffies();
-    trial.busy_before = mem::busy_percent(before, mid);
+    let mid = procfs::cpu_jiffies();
+    trial.busy_before = procfs::busy_percent(before, mid);
     let targets = if imp == Impl::Direct {
         Targets::Direct
     } else {
         Targets::Vips
     };
     let run = spec(targets, Some(options.duration), 0);
-    let daemon_cpu = |d: &Option<ferry::Ferry>| d.as_ref().and_then(|f| mem::cpu_ms(f.pid()));
+    let daemon_cpu = |d: &Option<ferry::Ferry>| d.as_ref().and_then(|f| procfs::cpu_ms(f.pid()));
     let cpu_before = daemon_cpu(&daemon);
     trial.load = Some(load::run_client(&topo.client, &run, &topo.work, "load")?);
-    trial.busy_during = mem::busy_percent(mid, mem::cpu_jiffies());
+    trial.busy_during = procfs::busy_percent(mid, procfs::cpu_jiffies());
     if let (Some(sync), Some(before), Some(after)) =
         (trial.ferry.as_mut(), cpu_before, daemon_cpu(&daemon))
     {

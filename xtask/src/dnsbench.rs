@@ -20,6 +20,7 @@ mod report;
 mod servers;
 
 use crate::bench::flag;
+use crate::procfs;
 use crate::shell;
 use anyhow::{Context, bail};
 use fixture::Shape;
@@ -171,7 +172,7 @@ pub fn dns(args: &[&str]) -> anyhow::Result<()> {
     }
     let binary = match &options.ferry {
         Some(binary) => binary.clone(),
-        None => build_ferry()?,
+        None => crate::benchkit::build_ferry()?,
     };
     ctrlc::set_handler(|| STOP.store(true, Ordering::SeqCst))?;
     let two_cpus = std::thread::available_parallelism().is_ok_and(|c| c.get() >= 2);
@@ -184,7 +185,7 @@ pub fn dns(args: &[&str]) -> anyhow::Result<()> {
         (None, None)
     };
 
-    let meta = report::Meta::capture(&binary);
+    let meta = report::capture_meta(&binary);
     let started = Instant::now();
     let work = WorkDir::create()?;
     let shape = Shape::SERVE;
@@ -258,8 +259,8 @@ pub fn dns(args: &[&str]) -> anyhow::Result<()> {
     } else {
         None
     };
-    let meta = meta.finish(started.elapsed(), mix);
-    let path = report::write(&options, &meta, &trials, memory.as_ref())?;
+    let meta = meta.finish(started.elapsed());
+    let path = report::write(&options, &meta, mix, &trials, memory.as_ref())?;
     println!("\nwrote {}", path.display());
     Ok(())
 }
@@ -300,9 +301,9 @@ impl Bench<'_> {
         if STOP.load(Ordering::SeqCst) {
             bail!("interrupted");
         }
-        let before = cpu_jiffies();
+        let before = procfs::cpu_jiffies();
         std::thread::sleep(Duration::from_secs(1));
-        let mid = cpu_jiffies();
+        let mid = procfs::cpu_jiffies();
         let spec = self.spec(port, self.options.duration, rate);
         let latencies = self.work.join("latencies.txt");
         let cpu_before = group_cpu_ms(process);
@@ -323,8 +324,8 @@ impl Bench<'_> {
             run,
             cpu_per_query_us: (answered > 0).then(|| cpu as f64 * 1000.0 / answered as f64),
             server_cpu: cpu as f64 * 100.0 / (wall.as_secs_f64() * 1000.0),
-            busy_before: busy_percent(before, mid),
-            busy_during: busy_percent(mid, cpu_jiffies()),
+            busy_before: procfs::busy_percent(before, mid),
+            busy_during: procfs::busy_percent(mid, procfs::cpu_jiffies()),
             rss_kb,
             pss_kb,
             error,
@@ -341,7 +342,7 @@ fn memory(binary: &Path, work: &Path, services: u32, cpu: Option<usize>) -> anyh
     let (ferry, _) =
         servers::start_ferry(binary, &empty, work, servers::free_port()?, cpu, "empty")?;
     std::thread::sleep(settle);
-    let empty_rss_kb = servers::status_kb(ferry.pid(), "VmRSS").unwrap_or(0);
+    let empty_rss_kb = procfs::status_kb(ferry.pid(), "VmRSS").unwrap_or(0);
     drop(ferry);
 
     let shape = Shape {
@@ -367,8 +368,8 @@ fn memory(binary: &Path, work: &Path, services: u32, cpu: Option<usize>) -> anyh
         services,
         objects: shape.objects(),
         empty_rss_kb,
-        full_rss_kb: servers::status_kb(ferry.pid(), "VmRSS").unwrap_or(0),
-        full_hwm_kb: servers::status_kb(ferry.pid(), "VmHWM").unwrap_or(0),
+        full_rss_kb: procfs::status_kb(ferry.pid(), "VmRSS").unwrap_or(0),
+        full_hwm_kb: procfs::status_kb(ferry.pid(), "VmHWM").unwrap_or(0),
         ready,
     };
     println!(
@@ -382,54 +383,11 @@ fn memory(binary: &Path, work: &Path, services: u32, cpu: Option<usize>) -> anyh
     Ok(memory)
 }
 
-/// `cargo build --release -p ferry`; `target/release/ferry`.
-fn build_ferry() -> anyhow::Result<PathBuf> {
-    let binary = shell::root().join("target/release/ferry");
-    // Others may be mid-edit in the same tree: an older binary is better than no run.
-    if let Err(error) = shell::cargo(&["build", "--release", "--package", "ferry"]) {
-        if !binary.is_file() {
-            return Err(error);
-        }
-        eprintln!("bench: {error:#}; using the existing {}", binary.display());
-    }
-    Ok(binary)
-}
-
 /// User + system CPU time of a process group so far, in ms (clock ticks of 10 ms).
 fn group_cpu_ms(process: &Process) -> u64 {
     process
         .group_pids()
         .iter()
-        .filter_map(|pid| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-            let ticks =
-                fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-            Some(ticks * 10)
-        })
+        .filter_map(|pid| procfs::cpu_ms(*pid))
         .sum()
-}
-
-/// Machine CPU time as (busy, total) jiffies from /proc/stat; busy excludes idle and iowait.
-fn cpu_jiffies() -> (u64, u64) {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let Some(line) = stat.lines().find(|l| l.starts_with("cpu ")) else {
-        return (0, 0);
-    };
-    let values: Vec<u64> = line
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    let total: u64 = values.iter().take(8).sum();
-    let idle = values.get(3).copied().unwrap_or(0) + values.get(4).copied().unwrap_or(0);
-    (total - idle, total)
-}
-
-fn busy_percent(before: (u64, u64), after: (u64, u64)) -> f64 {
-    let total = after.1.saturating_sub(before.1);
-    if total == 0 {
-        return 0.0;
-    }
-    after.0.saturating_sub(before.0) as f64 * 100.0 / total as f64
 }

@@ -13,8 +13,10 @@
 
 mod backend;
 mod bench;
+mod benchkit;
 mod demo;
 mod dnsbench;
+mod procfs;
 mod shell;
 
 use anyhow::bail;

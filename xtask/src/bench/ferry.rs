@@ -2,12 +2,12 @@
 //! (one EndpointSlice file each), inside the client namespace, its socket LB on the bench's
 //! cgroup, read back through its admin server.
 
-use super::mem;
 use super::topology::{self, ENDPOINTS, NAMESPACE, SERVICE_PORT, TARGET_PORT, Topology};
+use crate::procfs;
 use anyhow::{Context, bail};
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::{Duration, Instant};
@@ -35,7 +35,7 @@ pub struct FerrySync {
     pub change_ops: f64,
     pub rss_kb: u64,
     pub hwm_kb: u64,
-    /// Approximate kernel memory added while starting (BPF maps): see [`mem::kernel_kb`].
+    /// Approximate kernel memory added while starting (BPF maps): see [`procfs::kernel_kb`].
     pub kernel_delta_kb: i64,
     /// The daemon's CPU time during the connection load (it has nothing to do then).
     pub idle_cpu_ms: u64,
@@ -107,7 +107,7 @@ impl Ferry {
         n: u32,
     ) -> anyhow::Result<(Self, FerrySync)> {
         let log = File::create(topo.work.join("ferry.log"))?;
-        let kernel_before = mem::kernel_kb();
+        let kernel_before = procfs::kernel_kb();
         let started = Instant::now();
         let child = topology::nsenter(
             &topo.client,
@@ -171,9 +171,9 @@ impl Ferry {
             full_sync: Duration::from_secs_f64(get("ferry_lb_sync_duration_seconds_sum")),
             start_to_ready,
             full_ops: get("ferry_lb_map_operations_total"),
-            rss_kb: mem::status_kb(pid, "VmRSS").unwrap_or(0),
-            hwm_kb: mem::status_kb(pid, "VmHWM").unwrap_or(0),
-            kernel_delta_kb: mem::kernel_kb() as i64 - kernel_before as i64,
+            rss_kb: procfs::status_kb(pid, "VmRSS").unwrap_or(0),
+            hwm_kb: procfs::status_kb(pid, "VmHWM").unwrap_or(0),
+            kernel_delta_kb: procfs::kernel_kb() as i64 - kernel_before as i64,
             ..FerrySync::default()
         };
         Ok((ferry, sync))
@@ -257,24 +257,7 @@ impl Ferry {
 
     /// One HTTP/1.1 GET to the admin server, on a socket made in the client namespace.
     fn get(&self, path: &str) -> anyhow::Result<(u16, String)> {
-        let mut stream = super::connect_in(&self.netns, ADMIN)?;
-        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: {ADMIN}\r\nConnection: close\r\n\r\n"
-        )?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response)?;
-        let code = response
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .context("bad HTTP response")?;
-        let body = response
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default();
-        Ok((code, body))
+        crate::benchkit::http_get(super::connect_in(&self.netns, ADMIN)?, ADMIN, path)
     }
 }
 

@@ -6,103 +6,26 @@ mod plot;
 
 use super::load::LoadResult;
 use super::{Impl, Options, Trial};
-use crate::shell;
+use crate::benchkit::{command_line, median as median_of, opt, thousands};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Facts about the machine and the run.
-#[derive(Debug, Clone, Default)]
-pub struct Meta {
-    pub date: String,
-    pub machine: String,
-    pub tools: String,
-    pub revision: String,
-    pub binary: String,
-    pub binary_path: String,
-    pub load_start: String,
-    pub load_end: String,
-    pub took: Duration,
-}
+pub use crate::benchkit::Meta;
 
-fn command_line(program: &str, args: &[&str]) -> String {
-    shell::command(program, args)
-        .output()
-        .map(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_string()
-        })
-        .unwrap_or_default()
-}
-
-fn loadavg() -> String {
-    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    text.split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" / ")
-}
-
-impl Meta {
-    pub fn capture(options: &Options, binary: &std::path::Path) -> Self {
-        let cpus = std::thread::available_parallelism().map_or(0, |c| c.get());
-        let mem_gib = std::fs::read_to_string("/proc/meminfo")
-            .ok()
-            .and_then(|m| {
-                m.lines()
-                    .next()?
-                    .split_whitespace()
-                    .nth(1)?
-                    .parse::<f64>()
-                    .ok()
-            })
-            .map_or(0.0, |kb| kb / 1024.0 / 1024.0);
-        let dirty =
-            !command_line("git", &["status", "--porcelain", "--untracked-files=no"]).is_empty();
-        Self {
-            date: command_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
-            machine: format!(
-                "{cpus} CPUs, {mem_gib:.0} GiB, kernel {}",
-                command_line("uname", &["-r"])
-            ),
-            tools: format!(
-                "{}, {}",
-                command_line(
-                    options.iptables_restore.trim_end_matches("-restore"),
-                    &["--version"]
-                ),
-                command_line("nft", &["--version"])
-            ),
-            revision: format!(
-                "{}{}",
-                command_line("git", &["rev-parse", "--short", "HEAD"]),
-                if dirty {
-                    " (with uncommitted changes)"
-                } else {
-                    ""
-                }
-            ),
-            binary: command_line(
-                "date",
-                &["-u", "-r", &binary.to_string_lossy(), "+%Y-%m-%d %H:%M UTC"],
-            ),
-            binary_path: format!("`{}`", binary.display()),
-            load_start: loadavg(),
-            ..Self::default()
-        }
-    }
-
-    pub fn finish(mut self, took: Duration) -> Self {
-        self.load_end = loadavg();
-        self.took = took;
-        self
-    }
+/// The facts at the start of the run: the machine's, and the rule tools' versions.
+pub fn capture_meta(options: &Options, binary: &std::path::Path) -> Meta {
+    let tools = format!(
+        "{}, {}",
+        command_line(
+            options.iptables_restore.trim_end_matches("-restore"),
+            &["--version"]
+        ),
+        command_line("nft", &["--version"])
+    );
+    Meta::capture(binary, tools)
 }
 
 /// The spread check's verdict: every hit on an expected endpoint, each within ±50 % of fair.
@@ -167,19 +90,6 @@ fn mb(kb: u64) -> String {
     format!("{:.1} MB", kb as f64 / 1024.0)
 }
 
-fn thousands(x: f64) -> String {
-    let n = x.round() as u64;
-    let s = n.to_string();
-    let mut out = String::new();
-    for (k, c) in s.chars().enumerate() {
-        if k > 0 && (s.len() - k).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// One line per finished trial.
 pub fn progress(t: &Trial) -> String {
     let mut line = format!("round {} N={} {:<8}", t.round + 1, t.n, t.imp.name());
@@ -222,22 +132,12 @@ pub fn progress(t: &Trial) -> String {
 
 /// The median of the figures `f` picks from the successful trials of (n, imp).
 fn median(trials: &[Trial], n: u32, imp: Impl, f: impl Fn(&Trial) -> Option<f64>) -> Option<f64> {
-    let mut xs: Vec<f64> = trials
-        .iter()
-        .filter(|t| t.n == n && t.imp == imp && t.error.is_none())
-        .filter_map(f)
-        .filter(|x| x.is_finite())
-        .collect();
-    if xs.is_empty() {
-        return None;
-    }
-    xs.sort_by(f64::total_cmp);
-    let mid = xs.len() / 2;
-    Some(if xs.len() % 2 == 1 {
-        xs[mid]
-    } else {
-        (xs[mid - 1] + xs[mid]) / 2.0
-    })
+    median_of(
+        trials
+            .iter()
+            .filter(|t| t.n == n && t.imp == imp && t.error.is_none())
+            .filter_map(f),
+    )
 }
 
 /// Medians of one (N, implementation).
@@ -311,10 +211,6 @@ fn paired(trials: &[Trial], t: &Trial, other: Impl) -> Option<f64> {
         .load?
         .rate();
     (base > 0.0).then(|| rate / base)
-}
-
-fn opt(x: Option<f64>, f: impl Fn(f64) -> String) -> String {
-    x.map_or_else(|| "–".to_string(), f)
 }
 
 fn dur(x: Option<f64>) -> String {

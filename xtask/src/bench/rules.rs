@@ -2,7 +2,8 @@
 //! tool run per sync, as kube-proxy does, timed and measured.
 
 use super::topology::{self, Topology};
-use super::{exec, iptables, mem, nftables};
+use super::{exec, iptables, nftables};
+use crate::procfs;
 use std::path::Path;
 use std::time::Duration;
 
@@ -26,7 +27,7 @@ pub struct RulesSync {
     /// Peak RSS of the tool (iptables-restore / nft) during the full sync and the change.
     pub tool_rss_full_kb: u64,
     pub tool_rss_change_kb: u64,
-    /// Approximate kernel memory added by the full sync (rules, sets): see [`mem::kernel_kb`].
+    /// Approximate kernel memory added by the full sync (rules, sets): see [`procfs::kernel_kb`].
     pub kernel_delta_kb: i64,
     /// Lines of the full-sync input (rules, chains, elements).
     pub lines: usize,
@@ -42,9 +43,9 @@ pub fn program(shape: Shape, topo: &Topology, n: u32, changed: u32) -> anyhow::R
         lines: full.lines().count(),
         ..RulesSync::default()
     };
-    let kernel_before = mem::kernel_kb();
+    let kernel_before = procfs::kernel_kb();
     (sync.full, sync.tool_rss_full_kb) = load(shape, topo, "rules-full", &full, FULL_TIMEOUT)?;
-    sync.kernel_delta_kb = mem::kernel_kb() as i64 - kernel_before as i64;
+    sync.kernel_delta_kb = procfs::kernel_kb() as i64 - kernel_before as i64;
     (sync.change, sync.tool_rss_change_kb) =
         load(shape, topo, "rules-change", &change, CHANGE_TIMEOUT)?;
     Ok(sync)

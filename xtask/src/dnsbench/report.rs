@@ -2,138 +2,35 @@
 //! it was measured, every run) in the output folder.
 
 use super::{Memory, Options, Server, Trial, fixture};
+use crate::benchkit::{command_line, median as median_of, opt, thousands};
 use crate::shell;
 use std::fmt::Write;
 use std::path::PathBuf;
-use std::time::Duration;
 
-/// Facts about the machine and the run.
-#[derive(Debug, Clone, Default)]
-pub struct Meta {
-    pub date: String,
-    pub machine: String,
-    pub tools: String,
-    pub revision: String,
-    pub binary: String,
-    pub binary_path: String,
-    pub load_start: String,
-    pub load_end: String,
-    pub took: Duration,
-    /// Shares of positive, NODATA and NXDOMAIN queries in the query file (%).
-    pub mix: [f64; 3],
-}
+pub use crate::benchkit::Meta;
 
-fn command_line(program: &str, args: &[&str]) -> String {
-    shell::command(program, args)
+/// The facts at the start of the run: the machine's, and NSD's and dnsperf's versions.
+pub fn capture_meta(binary: &std::path::Path) -> Meta {
+    let nsd = super::servers::which("nsd")
+        .map(|p| command_line(&p.to_string_lossy(), &["-v"]))
+        .unwrap_or_default();
+    let dnsperf = shell::command("dnsperf", &["-h"])
         .output()
         .map(|o| {
-            let out = if o.stdout.is_empty() {
-                o.stderr
-            } else {
-                o.stdout
-            };
-            String::from_utf8_lossy(&out)
-                .lines()
-                .find(|l| !l.trim().is_empty())
+            let text = String::from_utf8_lossy(&o.stderr).into_owned()
+                + &String::from_utf8_lossy(&o.stdout);
+            text.lines()
+                .find(|l| l.starts_with("Version"))
                 .unwrap_or("")
                 .trim()
                 .to_string()
         })
-        .unwrap_or_default()
-}
-
-fn loadavg() -> String {
-    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    text.split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" / ")
-}
-
-impl Meta {
-    pub fn capture(binary: &std::path::Path) -> Self {
-        let cpus = std::thread::available_parallelism().map_or(0, |c| c.get());
-        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-        let mem_gib = meminfo
-            .lines()
-            .next()
-            .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-            .map_or(0.0, |kb| kb / 1024.0 / 1024.0);
-        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        let model = cpuinfo
-            .lines()
-            .find_map(|l| l.strip_prefix("model name")?.split_once(':'))
-            .map_or("", |(_, m)| m.trim())
-            .to_string();
-        let dirty =
-            !command_line("git", &["status", "--porcelain", "--untracked-files=no"]).is_empty();
-        let nsd = super::servers::which("nsd")
-            .map(|p| command_line(&p.to_string_lossy(), &["-v"]))
-            .unwrap_or_default();
-        let dnsperf = shell::command("dnsperf", &["-h"])
-            .output()
-            .map(|o| {
-                let text = String::from_utf8_lossy(&o.stderr).into_owned()
-                    + &String::from_utf8_lossy(&o.stdout);
-                text.lines()
-                    .find(|l| l.starts_with("Version"))
-                    .unwrap_or("")
-                    .trim()
-                    .to_string()
-            })
-            .unwrap_or_default();
-        Self {
-            date: command_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
-            machine: format!(
-                "{cpus} CPUs ({model}), {mem_gib:.0} GiB, kernel {}",
-                command_line("uname", &["-r"])
-            ),
-            tools: format!("{nsd}; dnsperf {dnsperf}"),
-            revision: format!(
-                "{}{}",
-                command_line("git", &["rev-parse", "--short", "HEAD"]),
-                if dirty {
-                    " (with uncommitted changes)"
-                } else {
-                    ""
-                }
-            ),
-            binary: command_line(
-                "date",
-                &["-u", "-r", &binary.to_string_lossy(), "+%Y-%m-%d %H:%M UTC"],
-            ),
-            binary_path: format!("`{}`", binary.display()),
-            load_start: loadavg(),
-            ..Self::default()
-        }
-    }
-
-    pub fn finish(mut self, took: Duration, mix: [f64; 3]) -> Self {
-        self.load_end = loadavg();
-        self.took = took;
-        self.mix = mix;
-        self
-    }
-}
-
-fn thousands(x: f64) -> String {
-    let s = (x.round() as u64).to_string();
-    let mut out = String::new();
-    for (k, c) in s.chars().enumerate() {
-        if k > 0 && (s.len() - k).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+        .unwrap_or_default();
+    Meta::capture(binary, format!("{nsd}; dnsperf {dnsperf}"))
 }
 
 fn mb(kb: f64) -> String {
     format!("{:.1} MB", kb / 1024.0)
-}
-
-fn opt(x: Option<f64>, f: impl Fn(f64) -> String) -> String {
-    x.map_or_else(|| "–".to_string(), f)
 }
 
 fn us(x: f64) -> String {
@@ -185,22 +82,12 @@ pub fn median(
     half: bool,
     f: impl Fn(&Trial) -> Option<f64>,
 ) -> Option<f64> {
-    let mut xs: Vec<f64> = trials
-        .iter()
-        .filter(|t| t.server == server && t.rate.is_some() == half && t.error.is_none())
-        .filter_map(f)
-        .filter(|x| x.is_finite())
-        .collect();
-    if xs.is_empty() {
-        return None;
-    }
-    xs.sort_by(f64::total_cmp);
-    let mid = xs.len() / 2;
-    Some(if xs.len() % 2 == 1 {
-        xs[mid]
-    } else {
-        (xs[mid - 1] + xs[mid]) / 2.0
-    })
+    median_of(
+        trials
+            .iter()
+            .filter(|t| t.server == server && t.rate.is_some() == half && t.error.is_none())
+            .filter_map(f),
+    )
 }
 
 /// Medians of one server.
@@ -245,6 +132,7 @@ fn row(trials: &[Trial], server: Server) -> Row {
 pub fn write(
     options: &Options,
     meta: &Meta,
+    mix: [f64; 3],
     trials: &[Trial],
     memory: Option<&Memory>,
 ) -> anyhow::Result<PathBuf> {
@@ -258,7 +146,7 @@ pub fn write(
     if let Some(memory) = memory {
         memory_table(&mut md, memory);
     }
-    method(&mut md, options, meta);
+    method(&mut md, options, mix);
     every_run(&mut md, trials);
     let path = options.out.join("dns.md");
     std::fs::write(&path, md)?;
@@ -395,7 +283,8 @@ fn memory_table(md: &mut String, m: &Memory) {
     );
 }
 
-fn method(md: &mut String, options: &Options, meta: &Meta) {
+/// `mix`: shares of positive, NODATA and NXDOMAIN queries in the query file (%).
+fn method(md: &mut String, options: &Options, mix: [f64; 3]) {
     let _ = write!(
         md,
         "\n## How it was measured\n\n\
@@ -444,9 +333,9 @@ fn method(md: &mut String, options: &Options, meta: &Meta) {
          Service; *per object* is the RSS growth over Services + endpoints. DNS names come from \
          the Services; the endpoints are held by the model (ferry keeps no per-endpoint DNS \
          names for ClusterIP Services, as CoreDNS does).\n",
-        pos = meta.mix[0],
-        nodata = meta.mix[1],
-        nx = meta.mix[2],
+        pos = mix[0],
+        nodata = mix[1],
+        nx = mix[2],
         secs = options.duration.as_secs_f64(),
         clients = options.clients,
         outstanding = options.outstanding,

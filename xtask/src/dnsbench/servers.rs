@@ -2,8 +2,8 @@
 //! stopped on drop: ferry (`--no-lb --no-ingress`, ready by its admin `/readyz`) and NSD
 //! (its own config in the work folder, foreground, no chroot, no privilege drop).
 
+use crate::procfs;
 use anyhow::{Context, bail};
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -242,52 +242,16 @@ pub fn which(program: &str) -> Option<PathBuf> {
 
 /// One HTTP/1.1 GET to a loopback admin server.
 pub fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let code = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .context("bad HTTP response")?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok((code, body))
-}
-
-/// A `kB` field of `/proc/<pid>/status` (`VmRSS`, `VmHWM`).
-pub fn status_kb(pid: u32, field: &str) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    kb_field(&text, field)
-}
-
-/// Proportional set size of a process (`/proc/<pid>/smaps_rollup`): shared pages split
-/// between the processes that map them, so a group's PSS adds up.
-pub fn pss_kb(pid: u32) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
-    kb_field(&text, "Pss")
-}
-
-fn kb_field(text: &str, field: &str) -> Option<u64> {
-    text.lines().find_map(|line| {
-        let rest = line.strip_prefix(field)?.strip_prefix(':')?;
-        rest.split_whitespace().next()?.parse().ok()
-    })
+    let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    crate::benchkit::http_get(stream, &addr.to_string(), path)
 }
 
 /// RSS and PSS summed over a process group, in kB.
 pub fn memory_kb(process: &Process) -> (u64, u64) {
     process.group_pids().iter().fold((0, 0), |(rss, pss), pid| {
         (
-            rss + status_kb(*pid, "VmRSS").unwrap_or(0),
-            pss + pss_kb(*pid).unwrap_or(0),
+            rss + procfs::status_kb(*pid, "VmRSS").unwrap_or(0),
+            pss + procfs::pss_kb(*pid).unwrap_or(0),
         )
     })
 }

@@ -1,10 +1,17 @@
-//! Memory readings: a process's RSS, and the kernel's own allocations (where rules and BPF
-//! maps live) from /proc/meminfo.
+//! Readings from /proc for the benches: a process's memory and CPU time, the kernel's own
+//! allocations (where rules and BPF maps live), and how busy the machine is.
 
 /// A `kB` field of `/proc/<pid>/status` (`VmRSS`, `VmHWM`).
 pub fn status_kb(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     kb_field(&status, field)
+}
+
+/// Proportional set size of a process (`/proc/<pid>/smaps_rollup`): shared pages split
+/// between the processes that map them, so a group's PSS adds up.
+pub fn pss_kb(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    kb_field(&text, "Pss")
 }
 
 /// User + system CPU time of a process so far, in ms (from clock ticks of 10 ms).
