@@ -11,11 +11,10 @@ use crate::wire::Transport;
 use crate::zone::{Snapshot, Zone};
 use ferry_model::dns::DnsBuilder;
 use ferry_model::{
-    DesiredState, EndpointConditions, MergedEndpoint, ObjectKey, Protocol, Service, ServicePort,
-    ServiceState, ServiceType,
+    DesiredState, EndpointInfo, MergedEndpoint, ObjectKey, Protocol, Service, ServicePort,
+    ServiceState,
 };
 use hickory_proto::op::{Message, MessageType};
-use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::pin;
 use std::sync::{Arc, LazyLock, Mutex, OnceLock, PoisonError};
@@ -195,26 +194,16 @@ fn services() -> Vec<ServiceState> {
 }
 
 fn headless(namespace: &str, name: &str, endpoints: Vec<MergedEndpoint>) -> ServiceState {
-    let mut service = Service::cluster_ip(
-        ObjectKey::new(namespace, name),
-        ip("10.96.0.1"),
-        vec![ServicePort::tcp("http", 80)],
-    );
-    service.cluster_ips.clear();
-    service.headless = true;
+    let key = ObjectKey::new(namespace, name);
     ServiceState {
-        service: service.into(),
+        service: Service::headless(key, vec![ServicePort::tcp("http", 80)]).into(),
         endpoints,
     }
 }
 
 fn external(namespace: &str, name: &str, target: &str) -> ServiceState {
-    let mut service = Service::cluster_ip(ObjectKey::new(namespace, name), ip("10.96.0.1"), vec![]);
-    service.cluster_ips.clear();
-    service.service_type = ServiceType::ExternalName;
-    service.external_name = Some(target.into());
     ServiceState {
-        service: service.into(),
+        service: Service::external_name(ObjectKey::new(namespace, name), target).into(),
         endpoints: vec![],
     }
 }
@@ -225,26 +214,12 @@ fn endpoint(
     hostname: Option<&str>,
     pod: Option<&str>,
 ) -> MergedEndpoint {
-    MergedEndpoint {
-        address: ip(address),
-        ports: Arc::new(BTreeMap::from([(
-            "http".to_string(),
-            (Protocol::Tcp, 8080),
-        )])),
-        conditions: EndpointConditions {
-            ready,
-            serving: ready,
-            terminating: false,
-        },
-        info: std::sync::Arc::new(ferry_model::EndpointInfo {
-            hostname: hostname.map(str::to_string),
-            pod_name: pod.map(str::to_string),
-            node_name: None,
-            zone: None,
-            zone_hints: vec![],
-            node_hints: vec![],
-        }),
-    }
+    let info = EndpointInfo {
+        hostname: hostname.map(str::to_string),
+        pod_name: pod.map(str::to_string),
+        ..EndpointInfo::default()
+    };
+    MergedEndpoint::tcp(ip(address), &[("http", 8080)], ready, info)
 }
 
 fn ip(text: &str) -> IpAddr {

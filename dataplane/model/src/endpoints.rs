@@ -94,6 +94,28 @@ pub struct MergedEndpoint {
     pub info: Arc<EndpointInfo>,
 }
 
+impl MergedEndpoint {
+    /// An endpoint at `address` with the TCP `ports` (name, number), ready and serving or
+    /// neither, for tests and builders.
+    pub fn tcp(address: IpAddr, ports: &[(&str, u16)], ready: bool, info: EndpointInfo) -> Self {
+        Self {
+            address,
+            ports: Arc::new(
+                ports
+                    .iter()
+                    .map(|(name, port)| (name.to_string(), (Protocol::Tcp, *port)))
+                    .collect(),
+            ),
+            conditions: EndpointConditions {
+                ready,
+                serving: ready,
+                terminating: false,
+            },
+            info: Arc::new(info),
+        }
+    }
+}
+
 /// Merges every slice of one Service into one list, one entry per address, sorted by address.
 ///
 /// An address in several slices (a pod moving between slices) keeps the best conditions; its

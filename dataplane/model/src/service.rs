@@ -137,6 +137,25 @@ impl Service {
             service_proxy_name: None,
         }
     }
+
+    /// A minimal headless Service (`clusterIP: None`), for tests and builders.
+    pub fn headless(key: ObjectKey, ports: Vec<ServicePort>) -> Self {
+        Self {
+            cluster_ips: Vec::new(),
+            headless: true,
+            ..Self::cluster_ip(key, IpAddr::from([0, 0, 0, 0]), ports)
+        }
+    }
+
+    /// A minimal ExternalName Service aimed at `target`, for tests and builders.
+    pub fn external_name(key: ObjectKey, target: impl Into<String>) -> Self {
+        Self {
+            service_type: ServiceType::ExternalName,
+            cluster_ips: Vec::new(),
+            external_name: Some(target.into()),
+            ..Self::cluster_ip(key, IpAddr::from([0, 0, 0, 0]), Vec::new())
+        }
+    }
 }
 
 impl ServicePort {

@@ -4,7 +4,6 @@
 use ferry_model::dns::{DnsBuilder, DnsTable, Srv};
 use ferry_model::*;
 use proptest::prelude::*;
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 const ZONE: &str = "cluster.local";
@@ -26,27 +25,11 @@ fn endpoint(
     hostname: Option<&str>,
     ports: &[(&str, u16)],
 ) -> MergedEndpoint {
-    MergedEndpoint {
-        address: ip(addr),
-        ports: ports
-            .iter()
-            .map(|(n, p)| (n.to_string(), (Protocol::Tcp, *p)))
-            .collect::<BTreeMap<_, _>>()
-            .into(),
-        conditions: EndpointConditions {
-            ready,
-            serving: ready,
-            terminating: false,
-        },
-        info: std::sync::Arc::new(ferry_model::EndpointInfo {
-            hostname: hostname.map(str::to_string),
-            pod_name: None,
-            node_name: None,
-            zone: None,
-            zone_hints: vec![],
-            node_hints: vec![],
-        }),
-    }
+    let info = ferry_model::EndpointInfo {
+        hostname: hostname.map(str::to_string),
+        ..Default::default()
+    };
+    MergedEndpoint::tcp(ip(addr), ports, ready, info)
 }
 
 fn table(services: Vec<ServiceState>) -> DnsTable {

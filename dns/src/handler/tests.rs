@@ -5,12 +5,10 @@ use super::*;
 use crate::config::{PodMode, default_allow};
 use ferry_model::dns::DnsBuilder;
 use ferry_model::{
-    DesiredState, EndpointConditions, MergedEndpoint, ObjectKey, Protocol, Service, ServicePort,
-    ServiceState, ServiceType,
+    DesiredState, MergedEndpoint, ObjectKey, Protocol, Service, ServicePort, ServiceState,
 };
 use hickory_proto::op::{Edns, MessageType, Query};
 use hickory_proto::rr::{RData, Record, RecordType};
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -22,23 +20,11 @@ fn ip(s: &str) -> IpAddr {
 }
 
 fn endpoint(addr: &str, ready: bool, hostname: Option<&str>, port: u16) -> MergedEndpoint {
-    MergedEndpoint {
-        address: ip(addr),
-        ports: BTreeMap::from([("http".to_string(), (Protocol::Tcp, port))]).into(),
-        conditions: EndpointConditions {
-            ready,
-            serving: ready,
-            terminating: false,
-        },
-        info: std::sync::Arc::new(ferry_model::EndpointInfo {
-            hostname: hostname.map(str::to_string),
-            pod_name: None,
-            node_name: None,
-            zone: None,
-            zone_hints: vec![],
-            node_hints: vec![],
-        }),
-    }
+    let info = ferry_model::EndpointInfo {
+        hostname: hostname.map(str::to_string),
+        ..Default::default()
+    };
+    MergedEndpoint::tcp(ip(addr), &[("http", port)], ready, info)
 }
 
 fn cluster_ip(ns: &str, name: &str, ips: &[&str]) -> ServiceState {
@@ -61,26 +47,16 @@ fn cluster_ip(ns: &str, name: &str, ips: &[&str]) -> ServiceState {
 }
 
 fn headless(ns: &str, name: &str, endpoints: Vec<MergedEndpoint>) -> ServiceState {
-    let mut svc = Service::cluster_ip(
-        ObjectKey::new(ns, name),
-        ip("10.96.0.1"),
-        vec![ServicePort::tcp("http", 80)],
-    );
-    svc.cluster_ips.clear();
-    svc.headless = true;
+    let key = ObjectKey::new(ns, name);
     ServiceState {
-        service: svc.into(),
+        service: Service::headless(key, vec![ServicePort::tcp("http", 80)]).into(),
         endpoints,
     }
 }
 
 fn external(ns: &str, name: &str, target: &str) -> ServiceState {
-    let mut svc = Service::cluster_ip(ObjectKey::new(ns, name), ip("10.96.0.1"), vec![]);
-    svc.cluster_ips.clear();
-    svc.service_type = ServiceType::ExternalName;
-    svc.external_name = Some(target.into());
     ServiceState {
-        service: svc.into(),
+        service: Service::external_name(ObjectKey::new(ns, name), target).into(),
         endpoints: vec![],
     }
 }
