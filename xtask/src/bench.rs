@@ -219,6 +219,49 @@ pub fn lb(args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Pairs of load slices alternated between ferry and a client outside its cgroup.
+const PAIRED_SLICES: u32 = 6;
+const PAIRED_SLICE: Duration = Duration::from_secs(1);
+
+/// Ferry's connection rate over the physical limit's, from pairs of slices in ferry's own
+/// sandbox (ABBA order): the "direct" client runs outside the LB cgroup, so no program sees its
+/// sockets, and dials the endpoint addresses straight. Each pair's two slices run a second
+/// apart; the median of the pairs' ratios leaves out a pair the machine stalled in.
+fn paired_slices(
+    topo: &topology::Topology,
+    spec: &dyn Fn(Targets, Option<Duration>, u64) -> ClientSpec,
+) -> anyhow::Result<f64> {
+    let mut ratios = Vec::new();
+    for k in 0..PAIRED_SLICES {
+        let order = if k % 2 == 0 {
+            [true, false]
+        } else {
+            [false, true]
+        };
+        let mut rates = [0.0; 2];
+        for through_ferry in order {
+            let targets = if through_ferry {
+                Targets::Vips
+            } else {
+                Targets::Direct
+            };
+            let mut run = spec(targets, Some(PAIRED_SLICE), 0);
+            if !through_ferry {
+                run.cgroup = Some(topo.plain_cgroup.clone());
+            }
+            let slice = load::run_client(&topo.client, &run, &topo.work, "paired")?;
+            if slice.errors > 0 {
+                bail!("paired slices: {} failed connects", slice.errors);
+            }
+            rates[usize::from(!through_ferry)] = slice.rate();
+        }
+        if rates[1] > 0.0 {
+            ratios.push(rates[0] / rates[1]);
+        }
+    }
+    crate::benchkit::median(ratios).context("paired slices: no direct connections")
+}
+
 /// Load run with BPF statistics on after ferry's timed one: the kernel time per `connect4`.
 const STATS_LOAD: Duration = Duration::from_secs(2);
 
@@ -311,6 +354,7 @@ fn trial_steps(options: &Options, binary: &Path, trial: &mut Trial) -> anyhow::R
         sync.idle_cpu_ms = after.saturating_sub(before);
     }
     if let Some(sync) = trial.ferry.as_mut() {
+        sync.paired = Some(paired_slices(&topo, &spec)?);
         // A run of its own, so the statistics' own cost stays out of the rate above.
         let link = topo.pin_root().join("links").join("connect4");
         let _stats = bpfstats::Enabled::new()?;

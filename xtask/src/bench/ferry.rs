@@ -41,6 +41,8 @@ pub struct FerrySync {
     pub idle_cpu_ms: u64,
     /// Kernel time per run of the `connect4` program (bpf_stats), in ns.
     pub connect4_ns: Option<f64>,
+    /// Ferry's connection rate over direct's, from pairs of alternating slices.
+    pub paired: Option<f64>,
 }
 
 /// The running daemon; stopped (SIGTERM, then SIGKILL) on drop.

@@ -106,6 +106,9 @@ pub fn progress(t: &Trial) -> String {
         if let Some(ns) = f.connect4_ns {
             let _ = write!(line, " connect4 {ns:.0} ns");
         }
+        if let Some(ratio) = f.paired {
+            let _ = write!(line, " of direct {:.1} % (slices)", ratio * 100.0);
+        }
     }
     if let Some(r) = &t.rules {
         let _ = write!(line, " full {} change {}", ms(r.full), ms(r.change));
@@ -196,7 +199,12 @@ fn row(trials: &[Trial], n: u32, imp: Impl) -> Row {
                 .or(t.rules.as_ref().map(|r| r.kernel_delta_kb as f64))
         }),
         connect4_ns: m(&|t| t.ferry.as_ref().and_then(|f| f.connect4_ns)),
-        of_direct: m(&|t| paired(trials, t, Impl::Direct)),
+        of_direct: m(&|t| {
+            t.ferry
+                .as_ref()
+                .and_then(|f| f.paired)
+                .or_else(|| paired(trials, t, Impl::Direct))
+        }),
         of_iptables: m(&|t| paired(trials, t, Impl::Iptables)),
     }
 }

@@ -96,6 +96,8 @@ pub struct Topology {
     pub backend: String,
     run_dir: PathBuf,
     pub cgroup: PathBuf,
+    /// A sibling of `cgroup` with no programs: the same client outside the LB.
+    pub plain_cgroup: PathBuf,
     pub bpffs: PathBuf,
     pub work: PathBuf,
     netns_created: Vec<String>,
@@ -111,6 +113,7 @@ impl Topology {
             client: format!("{NAME_PREFIX}{pid}-cli"),
             backend: format!("{NAME_PREFIX}{pid}-be"),
             cgroup: run_dir.join("cgroup2").join(format!("bench-{tag}")),
+            plain_cgroup: run_dir.join("cgroup2").join(format!("bench-{tag}-plain")),
             bpffs: run_dir.join("bpffs"),
             work: std::env::temp_dir().join(format!("{NAME_PREFIX}{pid}-{tag}")),
             run_dir,
@@ -181,8 +184,9 @@ impl Topology {
             quiet("mount", &["-t", fstype, fstype, &dir.to_string_lossy()])?;
             self.mounts.push(dir.clone());
         }
-        std::fs::create_dir(&self.cgroup)
-            .with_context(|| format!("mkdir {}", self.cgroup.display()))?;
+        for cgroup in [&self.cgroup, &self.plain_cgroup] {
+            std::fs::create_dir(cgroup).with_context(|| format!("mkdir {}", cgroup.display()))?;
+        }
         std::fs::create_dir_all(&self.work)?;
         Ok(())
     }
@@ -201,10 +205,12 @@ impl Drop for Topology {
                 eprintln!("bench: {error:#}");
             }
         }
-        if self.cgroup.exists()
-            && let Err(error) = std::fs::remove_dir(&self.cgroup)
-        {
-            eprintln!("bench: rmdir {}: {error}", self.cgroup.display());
+        for cgroup in [&self.cgroup, &self.plain_cgroup] {
+            if cgroup.exists()
+                && let Err(error) = std::fs::remove_dir(cgroup)
+            {
+                eprintln!("bench: rmdir {}: {error}", cgroup.display());
+            }
         }
         for mount in self.mounts.drain(..).rev() {
             if let Err(error) = quiet("umount", &[&mount.to_string_lossy()]) {

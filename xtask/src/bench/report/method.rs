@@ -55,10 +55,15 @@ joins the LB cgroup before opening sockets, runs blocking `connect()` + `close()
 (SO_LINGER 0: the close is an RST, no TIME_WAIT) for the stated time after a 0.5 s warm-up,
 timing every `connect()`. Each thread walks all N ClusterIPs in its own shuffled order;
 *direct* runs in a fresh sandbox with nothing programmed and dials the endpoint addresses of
-the same Services straight, which is the physical limit. *Of direct* (and the ratio to
-iptables) is the median over the rounds of each round's ratio: the two trials of a round run
-within minutes of each other, so a drift of the shared machine's speed over the run (large
-on this VM) moves both alike. Before the load, a *spread check*
+the same Services straight, which is the physical limit. The shared machine's speed drifts
+by ±10 % over minutes, more than the cost being measured, so ferry's *of direct* comes from
+its own sandbox: after its timed run, 6 pairs of 1 s slices alternate (ABBA) between the
+client in the LB cgroup dialling the ClusterIPs and the same client in a sibling cgroup
+without programs dialling the endpoint addresses straight; a trial's ratio is the median of
+its pairs' ratios (a pair the machine stalled in drops out), and the figure is the median over
+the rounds. For iptables and
+nftables, *of direct* (and ferry's ratio to iptables) is the median over the rounds of the
+trial's rate over the direct trial's of the same round. Before the load, a *spread check*
 sends 1 000 connections to Service N/2's ClusterIP and has the backend count them per local
 address: all must land on the 10 current endpoints (the removed one gets none), each within
 ±50 % of 100.
