@@ -483,7 +483,6 @@ fn enabled(disabled_by_flag: bool, in_file: Option<bool>) -> bool {
     !disabled_by_flag && in_file.unwrap_or(true)
 }
 
-/// Repeatable flags replace the file's list when given at all.
 /// `--lb-snat-ports FIRST-LAST`: unprivileged ports, clear of the node's ephemeral range
 /// (`ephemeral`, when known): a masqueraded flow and a node socket on one port would take each
 /// other's replies.
@@ -552,6 +551,7 @@ fn node_ips(list: &str) -> Result<Vec<IpAddr>, ConfigError> {
     Ok(ips)
 }
 
+/// Repeatable flags replace the file's list when given at all.
 fn pick_list(flags: &[String], file: Option<Vec<String>>) -> Vec<String> {
     if flags.is_empty() {
         file.unwrap_or_default()
