@@ -98,6 +98,7 @@ impl Topology {
             topology.ip(ns, &["link", "set", "lo", "up"])?;
         }
         topology.wire(offload).context("wiring the test network")?;
+        topology.wait_for_ipv6()?;
         Ok(topology)
     }
 
@@ -208,6 +209,33 @@ impl Topology {
             ],
         )?;
         Ok(())
+    }
+
+    /// Waits (at most 5 s) until no IPv6 address is tentative: until duplicate address
+    /// detection has passed for the veths' link-local addresses, a router cannot solicit a
+    /// neighbour, and the first IPv6 packets it forwards would wait or be lost.
+    fn wait_for_ipv6(&self) -> anyhow::Result<()> {
+        let started = std::time::Instant::now();
+        for _ in 0..100 {
+            let mut tentative = Vec::new();
+            for ns in Ns::ALL {
+                let out = std::process::Command::new("ip")
+                    .args(["-n", &self.name(ns), "-6", "addr", "show", "tentative"])
+                    .output()
+                    .context("ip -6 addr show tentative")?;
+                if !out.stdout.is_empty() {
+                    tentative.push(ns);
+                }
+            }
+            if tentative.is_empty() {
+                return Ok(());
+            }
+            if started.elapsed() > std::time::Duration::from_secs(5) {
+                bail!("IPv6 addresses still tentative after 5 s in {tentative:?}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        bail!("IPv6 addresses still tentative")
     }
 
     fn ip(&self, ns: Ns, args: &[&str]) -> anyhow::Result<()> {
