@@ -4,7 +4,9 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
+    io,
     net::{SocketAddr, UdpSocket},
+    time::Duration,
 };
 
 use ferry_lb::common::{
@@ -134,7 +136,7 @@ impl Lab {
     fn udp_from(&self, port: u16, target: SocketAddr) -> String {
         let socket = self
             .topology
-            .in_ns(Ns::Client, || UdpSocket::bind((CLIENT_V4, port)))
+            .in_ns(Ns::Client, || bind_again(port))
             .unwrap_or_else(|e| panic!("{e:#}"))
             .unwrap_or_else(|e| panic!("bind {port}: {e}"));
         let reply = self.udp_on(&socket, &target.to_string());
@@ -150,6 +152,22 @@ impl Lab {
         for backend in layout {
             ferry_lb::forget_flows_to(&mut self.ebpf, backend.addr, IPPROTO_UDP)
                 .unwrap_or_else(|e| panic!("{}", chain(&e)));
+        }
+    }
+}
+
+/// Binds `CLIENT_V4:port`, which the previous flow's socket held a moment ago. Its close can
+/// lag: a child that another test thread is spawning holds a copy of every descriptor from its
+/// fork to its exec, so `EADDRINUSE` is retried for a bounded while.
+fn bind_again(port: u16) -> io::Result<UdpSocket> {
+    let mut tries = 0;
+    loop {
+        match UdpSocket::bind((CLIENT_V4, port)) {
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            bound => return bound,
         }
     }
 }
