@@ -31,12 +31,13 @@ pub fn load_all_programs(ebpf: &mut Ebpf) -> Result<Vec<String>, LbError> {
     for (name, program) in ebpf.programs_mut() {
         let loaded = match program {
             Program::CgroupSockAddr(p) => p.load(),
+            Program::CgroupSock(p) => p.load(),
             Program::SchedClassifier(p) => p.load(),
             other => {
                 return Err(LbError::ProgramKind {
                     program: name.to_owned(),
                     actual: format!("{:?}", other.prog_type()),
-                    expected: "cgroup sock_addr or tc classifier program",
+                    expected: "cgroup sock_addr, cgroup sock or tc classifier program",
                 });
             }
         };
@@ -52,7 +53,7 @@ pub fn load_all_programs(ebpf: &mut Ebpf) -> Result<Vec<String>, LbError> {
     Ok(names)
 }
 
-/// Attaches the loaded cgroup `sock_addr` program `program` (one of
+/// Attaches the loaded cgroup program `program` (one of
 /// [`crate::common::programs::SOCKET_LB`]) to the cgroup v2 directory `cgroup`, and returns
 /// the link: dropping it detaches the program, pinning it keeps it attached past this process.
 ///
@@ -65,27 +66,38 @@ pub fn attach_cgroup(ebpf: &mut Ebpf, program: &str, cgroup: impl AsFd) -> Resul
         .ok_or_else(|| LbError::ProgramMissing {
             program: program.to_owned(),
         })?;
-    let Program::CgroupSockAddr(p) = found else {
-        return Err(LbError::ProgramKind {
-            program: program.to_owned(),
-            actual: format!("{:?}", found.prog_type()),
-            expected: "cgroup sock_addr program",
-        });
-    };
     let attach_error = |e| LbError::Program {
         program: program.to_owned(),
         action: "attach",
         source: Box::new(e),
     };
-    let id = p
-        .attach(cgroup, CgroupAttachMode::Single)
-        .map_err(attach_error)?;
-    let link = p.take_link(id).map_err(attach_error)?;
-    debug!(program, "BPF program attached to cgroup");
-    FdLink::try_from(link).map_err(|e| LbError::Link {
+    let link_error = |e| LbError::Link {
         program: program.to_owned(),
         source: Box::new(e),
-    })
+    };
+    let link = match found {
+        Program::CgroupSockAddr(p) => {
+            let id = p
+                .attach(cgroup, CgroupAttachMode::Single)
+                .map_err(attach_error)?;
+            FdLink::try_from(p.take_link(id).map_err(attach_error)?).map_err(link_error)?
+        }
+        Program::CgroupSock(p) => {
+            let id = p
+                .attach(cgroup, CgroupAttachMode::Single)
+                .map_err(attach_error)?;
+            FdLink::try_from(p.take_link(id).map_err(attach_error)?).map_err(link_error)?
+        }
+        other => {
+            return Err(LbError::ProgramKind {
+                program: program.to_owned(),
+                actual: format!("{:?}", other.prog_type()),
+                expected: "cgroup sock_addr or cgroup sock program",
+            });
+        }
+    };
+    debug!(program, "BPF program attached to cgroup");
+    Ok(link)
 }
 
 #[cfg(test)]

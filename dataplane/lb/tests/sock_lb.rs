@@ -20,7 +20,7 @@ use ferry_lb::{
     AyaMaps, Counters, MapWriter as _,
     common::{
         Backend, BackendSlotKey, FRONTEND_FLAG_AFFINITY, FRONTEND_INLINE_BACKENDS, Frontend,
-        FrontendKey, FrontendValue, IPPROTO_TCP, IPPROTO_UDP, programs, stats,
+        FrontendKey, FrontendValue, IPPROTO_TCP, IPPROTO_UDP, SockRevNat, maps, programs, stats,
     },
 };
 use ferry_tests::{
@@ -179,6 +179,11 @@ fn socket_lb_translates_and_restores_addresses() {
         "err errno=101",
         "outside the cgroup nothing is translated: ENETUNREACH in a lo-only namespace"
     );
+    // Every client has exited: their TCP sockets' records went with them.
+    let records: aya::maps::HashMap<_, u64, SockRevNat> =
+        aya::maps::HashMap::try_from(ebpf.map(maps::SOCK_REVNAT).expect("SOCK_REVNAT"))
+            .unwrap_or_else(|e| panic!("SOCK_REVNAT: {e}"));
+    assert_eq!(records.keys().count(), 0, "records of released sockets");
 }
 
 /// ClientIP affinity in the socket LB: every client process of one network namespace gets the

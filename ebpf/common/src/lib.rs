@@ -24,7 +24,7 @@
 //! | `BACKENDS` | [`BackendSlotKey`] | [`Backend`] | userspace |
 //! | `NODE_ADDRS` (array, 1) | `u32` index 0 | [`NodeAddrs`] | userspace |
 //! | `REVNAT` (LRU) | [`RevNatKey`] | [`RevNatValue`] | BPF (`connect*` of UDP sockets, `sendmsg*`) |
-//! | `SOCK_REVNAT` (socket storage) | the socket | [`SockRevNat`] | BPF (`connect*` of TCP sockets) |
+//! | `SOCK_REVNAT` | socket cookie | [`SockRevNat`] | BPF (`connect*` of TCP sockets; deleted by `sock_release`) |
 //! | `AFFINITY` (LRU) | [`AffinityKey`] | [`AffinityValue`] | BPF (socket LB and tc) |
 //! | `CT_FWD` (LRU) | [`CtKey`] | [`CtForward`] | BPF (tc) |
 //! | `CT_REV` (LRU) | [`CtKey`] | [`CtReverse`] | BPF (tc) |

@@ -16,8 +16,8 @@ pub const BACKENDS: &str = "BACKENDS";
 pub const NODE_ADDRS: &str = "NODE_ADDRS";
 /// [`crate::RevNatKey`] → [`crate::RevNatValue`], LRU hash map. Written by BPF.
 pub const REVNAT: &str = "REVNAT";
-/// Socket → [`crate::SockRevNat`], socket-local storage of connected TCP sockets. Written by
-/// BPF.
+/// Socket cookie (`u64`) → [`crate::SockRevNat`], hash map (not preallocated): connected TCP
+/// sockets. Written by `connect*`, deleted by `sock_release`.
 pub const SOCK_REVNAT: &str = "SOCK_REVNAT";
 /// [`crate::AffinityKey`] → [`crate::AffinityValue`], LRU hash map. Written by BPF.
 pub const AFFINITY: &str = "AFFINITY";
@@ -58,6 +58,9 @@ pub const EXT_FRONTENDS_MAX_ENTRIES: u32 = 65_536;
 pub const BACKENDS_MAX_ENTRIES: u32 = 1_048_576;
 /// Capacity of `REVNAT` (translated sockets; least recently used entries are evicted).
 pub const REVNAT_MAX_ENTRIES: u32 = 262_144;
+/// Capacity of `SOCK_REVNAT` (translated TCP sockets open at once; a socket translated when it
+/// is full still works, only `getpeername()` shows its backend).
+pub const SOCK_REVNAT_MAX_ENTRIES: u32 = 262_144;
 /// Capacity of `AFFINITY` (client × backend set pairs; LRU).
 pub const AFFINITY_MAX_ENTRIES: u32 = 262_144;
 /// Capacity of `CT_FWD` and of `CT_REV` (tc flows; LRU).

@@ -7,7 +7,7 @@
 use crate::{
     AffinityKey, AffinityValue, Backend, BackendSlotKey, CtConfig, CtForward, CtKey, CtReverse,
     Frontend, FrontendKey, FrontendValue, MaglevKey, MaglevTable, NodeAddrs, RevNatKey,
-    RevNatValue,
+    RevNatValue, SockRevNat,
 };
 
 // SAFETY: each type is `#[repr(C)]`, `Copy`, made only of integers and integer arrays, and has
@@ -26,6 +26,8 @@ unsafe impl aya::Pod for Backend {}
 unsafe impl aya::Pod for RevNatKey {}
 // SAFETY: as above.
 unsafe impl aya::Pod for RevNatValue {}
+// SAFETY: as above.
+unsafe impl aya::Pod for SockRevNat {}
 // SAFETY: as above.
 unsafe impl aya::Pod for NodeAddrs {}
 // SAFETY: as above.

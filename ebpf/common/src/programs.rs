@@ -16,6 +16,8 @@ pub const RECVMSG6: &str = "recvmsg6";
 pub const GETPEERNAME4: &str = "getpeername4";
 /// `cgroup/getpeername6`.
 pub const GETPEERNAME6: &str = "getpeername6";
+/// `cgroup/sock_release`: forget a closing TCP socket's reverse-NAT record.
+pub const SOCK_RELEASE: &str = "sock_release";
 /// `classifier`, tc ingress of an external interface: DNAT (and SNAT for masqueraded flows)
 /// of packets to `EXT_FRONTENDS`, reverse NAT + redirect of replies to masqueraded flows.
 pub const NODEPORT_INGRESS: &str = "nodeport_ingress";
@@ -23,8 +25,10 @@ pub const NODEPORT_INGRESS: &str = "nodeport_ingress";
 /// masqueraded (the backend's source becomes the frontend again).
 pub const NODEPORT_EGRESS: &str = "nodeport_egress";
 
-/// The cgroup `sock_addr` programs, attached together for socket-level load balancing.
-pub const SOCKET_LB: [&str; 8] = [
+/// The cgroup programs of socket-level load balancing, attached together in this order:
+/// `sock_release` before the hooks that make the records it forgets.
+pub const SOCKET_LB: [&str; 9] = [
+    SOCK_RELEASE,
     CONNECT4,
     CONNECT6,
     SENDMSG4,
@@ -36,7 +40,8 @@ pub const SOCKET_LB: [&str; 8] = [
 ];
 
 /// Every program the object defines.
-pub const ALL: [&str; 10] = [
+pub const ALL: [&str; 11] = [
+    SOCK_RELEASE,
     CONNECT4,
     CONNECT6,
     SENDMSG4,

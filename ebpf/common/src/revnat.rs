@@ -37,8 +37,8 @@ pub struct RevNatValue {
 }
 const _: () = assert!(size_of::<RevNatValue>() == 20);
 
-/// Value of the `SOCK_REVNAT` socket-local storage: for a connected TCP socket, the backend it
-/// was sent to and the frontend it dialled. Freed with the socket, so nothing is ever evicted.
+/// Value of the `SOCK_REVNAT` map: for a connected TCP socket, the backend it was sent to and
+/// the frontend it dialled. Deleted when the socket is released, so nothing is ever evicted.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SockRevNat {

@@ -23,9 +23,12 @@ pub const REDIRECT_FAILED: u32 = 7;
 /// and reclaimed by the datapath: by a new packet of the flow, or by a new masqueraded flow
 /// taking over the SNAT port. Userspace sweeps are not counted here.
 pub const CT_EXPIRED: u32 = 8;
+/// Translated TCP connections without a reverse-NAT record (`SOCK_REVNAT` was full): they
+/// work, but `getpeername()` shows the backend.
+pub const SOCK_REVNAT_FULL: u32 = 9;
 
 /// Number of counters (the map's `max_entries`).
-pub const COUNT: u32 = 9;
+pub const COUNT: u32 = 10;
 
 /// Names of the counters, by index.
 pub const NAMES: [&str; COUNT as usize] = [
@@ -38,4 +41,5 @@ pub const NAMES: [&str; COUNT as usize] = [
     "snat_failed",
     "redirect_failed",
     "ct_expired",
+    "sock_revnat_full",
 ];

@@ -2,6 +2,7 @@
 //!
 //! * [`sock4`] / [`sock6`]: cgroup `sock_addr` hooks doing socket-level service load balancing
 //!   (`connect`, `sendmsg`, `recvmsg`, `getpeername`), over the maps in [`maps`].
+//! * [`sock_release`]: forgets a closing TCP socket's reverse-NAT record.
 //! * [`nodeport`]: tc classifiers for NodePort / externalIP / LoadBalancer-IP traffic (DNAT,
 //!   masquerade, reverse NAT) with a conntrack map ([`conntrack`]).
 //! * [`affinity`]: ClientIP session affinity for both.
@@ -41,6 +42,8 @@ mod sock4;
 mod sock6;
 #[cfg(target_arch = "bpf")]
 mod sock_addr;
+#[cfg(target_arch = "bpf")]
+mod sock_release;
 #[cfg(target_arch = "bpf")]
 mod stats;
 

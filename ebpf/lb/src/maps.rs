@@ -2,7 +2,7 @@
 
 use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,
-    btf_maps::{Array, HashMap, LruHashMap, PerCpuArray, SkStorage},
+    btf_maps::{Array, HashMap, LruHashMap, PerCpuArray},
     macros::btf_map,
 };
 use ferry_ebpf_common::{
@@ -11,7 +11,7 @@ use ferry_ebpf_common::{
     SockRevNat,
     maps::{
         AFFINITY_MAX_ENTRIES, BACKENDS_MAX_ENTRIES, CT_MAX_ENTRIES, EXT_FRONTENDS_MAX_ENTRIES,
-        FRONTENDS_MAX_ENTRIES, MAGLEV_MAX_ENTRIES, REVNAT_MAX_ENTRIES,
+        FRONTENDS_MAX_ENTRIES, MAGLEV_MAX_ENTRIES, REVNAT_MAX_ENTRIES, SOCK_REVNAT_MAX_ENTRIES,
     },
     stats,
 };
@@ -52,10 +52,17 @@ pub static NODE_ADDRS: Array<NodeAddrs, 1> = Array::new();
 pub static REVNAT: LruHashMap<RevNatKey, RevNatValue, { REVNAT_MAX_ENTRIES as usize }> =
     LruHashMap::new();
 
-/// Connected TCP socket → the backend it was sent to and the frontend it dialled. Written by
-/// `connect*`; lives and dies with the socket.
+/// Connected TCP socket (cookie) → the backend it was sent to and the frontend it dialled.
+/// Written by `connect*`, deleted by `sock_release`. Not socket-local storage, which allocates
+/// and charges memory per socket: it made `connect()` about 0.4 µs slower than a hash element
+/// from the map's own per-CPU cache. Not preallocated either, which measured no faster.
 #[btf_map]
-pub static SOCK_REVNAT: SkStorage<SockRevNat> = SkStorage::new();
+pub static SOCK_REVNAT: HashMap<
+    u64,
+    SockRevNat,
+    { SOCK_REVNAT_MAX_ENTRIES as usize },
+    NO_PREALLOC,
+> = HashMap::new();
 
 /// (client, backend set) → the backend it got last. Written by the socket LB and tc.
 #[btf_map]

@@ -1,15 +1,17 @@
 //! The reverse-translation record: which frontend a socket dialled before it was redirected.
 //!
-//! A connected TCP socket keeps it in its own storage (`SOCK_REVNAT`): created by `connect()`,
-//! freed with the socket, never evicted. UDP sockets use the `REVNAT` LRU map keyed by
-//! (socket cookie, backend): an unconnected socket talks to many backends, and the daemon
-//! reads the map to find the connected UDP sockets it must destroy when a backend goes away.
+//! A connected TCP socket has one record in `SOCK_REVNAT`, keyed by its cookie: made by
+//! `connect()`, deleted by `sock_release` when the socket goes, never evicted. UDP sockets use
+//! the `REVNAT` LRU map keyed by (socket cookie, backend): an unconnected socket talks to many
+//! backends, and the daemon reads the map to find the connected UDP sockets it must destroy
+//! when a backend goes away.
 
 use aya_ebpf::bindings::BPF_ANY;
-use ferry_ebpf_common::{IPPROTO_TCP, RevNatKey, RevNatValue, SockRevNat};
+use ferry_ebpf_common::{IPPROTO_TCP, RevNatKey, RevNatValue, SockRevNat, stats};
 
 use crate::maps::{REVNAT, SOCK_REVNAT};
 use crate::sock_addr::SockAddr;
+use crate::stats::count;
 
 /// An address as the socket sees it: words, network-order port, family.
 #[derive(Clone, Copy)]
@@ -55,15 +57,17 @@ fn key(cookie: u64, backend: Seen) -> RevNatKey {
 #[inline(always)]
 pub fn record(sa: &SockAddr<'_>, backend: Seen, frontend: Seen) {
     if sa.protocol() == IPPROTO_TCP {
-        let mut value = SockRevNat {
+        let value = SockRevNat {
             backend: backend.value(),
             frontend: frontend.value(),
         };
-        // SAFETY: `sa.0` is this hook's context; the helper checks the socket pointer.
-        let stored = unsafe { SOCK_REVNAT.get_or_insert_ptr_mut(sa.0, Some(&mut value)) };
-        if !stored.is_null() {
-            // SAFETY: a non-null pointer is this socket's storage, valid for the run.
-            unsafe { *stored = value };
+        // Fails only when the map is full: the connection still goes to the backend, and only
+        // getpeername() shows it, so there is nothing to undo.
+        if SOCK_REVNAT
+            .insert(sa.cookie(), value, u64::from(BPF_ANY))
+            .is_err()
+        {
+            count(stats::SOCK_REVNAT_FULL);
         }
         return;
     }
@@ -80,13 +84,8 @@ pub fn record(sa: &SockAddr<'_>, backend: Seen, frontend: Seen) {
 #[inline(always)]
 pub fn lookup(sa: &SockAddr<'_>, backend: Seen) -> Option<Seen> {
     if sa.protocol() == IPPROTO_TCP {
-        // SAFETY: as in `record`; no creation.
-        let stored = unsafe { SOCK_REVNAT.get_ptr_mut(sa.0) };
-        if stored.is_null() {
-            return None;
-        }
-        // SAFETY: a non-null pointer is this socket's storage, valid for the run.
-        let stored = unsafe { *stored };
+        // SAFETY: the value is copied out immediately, before any map update could recycle it.
+        let stored = (unsafe { SOCK_REVNAT.get(sa.cookie()) }).copied()?;
         let seen = Seen::from_value(&stored.backend);
         if seen.addr != backend.addr || seen.port != backend.port || seen.family != backend.family {
             return None;
@@ -96,4 +95,11 @@ pub fn lookup(sa: &SockAddr<'_>, backend: Seen) -> Option<Seen> {
     // SAFETY: the value is copied out immediately, before any map update could recycle it.
     let value = (unsafe { REVNAT.get(key(sa.cookie(), backend)) }).copied()?;
     Some(Seen::from_value(&value))
+}
+
+/// Forgets the record of the TCP socket with `cookie`, which is being released.
+#[inline(always)]
+pub fn forget(cookie: u64) {
+    // Most released sockets were never translated: nothing to delete is the common case.
+    let _ = SOCK_REVNAT.remove(cookie);
 }

@@ -50,7 +50,7 @@ const LAYOUTS: [Layout; maps::ALL.len()] = [
     ),
     (
         maps::SOCK_REVNAT,
-        size_of::<i32>(),
+        size_of::<u64>(),
         size_of::<SockRevNat>(),
         None,
     ),
