@@ -78,7 +78,8 @@ struct Declared {
 #[derive(Debug)]
 pub struct ManifestSet {
     root: PathBuf,
-    files: BTreeMap<FilePath, FileEntry>,
+    /// Hashed for the rescans' lookups (see [`manifest_files`]).
+    files: HashMap<FilePath, FileEntry>,
     /// Object -> the files declaring it, and the owner.
     declared: HashMap<ObjectRef, Declared>,
 }
@@ -87,7 +88,7 @@ impl ManifestSet {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self {
             root: root.into(),
-            files: BTreeMap::new(),
+            files: HashMap::new(),
             declared: HashMap::new(),
         }
     }
@@ -96,17 +97,18 @@ impl ManifestSet {
         &self.root
     }
 
-    /// The objects served now, in file then object order.
+    /// The objects served now, in object order.
     pub fn objects(&self) -> Vec<Object> {
         let mut out = Vec::with_capacity(self.declared.len());
         for (path, entry) in &self.files {
             for (object_ref, object) in &entry.objects.0 {
                 if self.owner(object_ref) == Some(path) {
-                    out.push(object.clone());
+                    out.push((object_ref, object));
                 }
             }
         }
-        out
+        out.sort_unstable_by_key(|(object_ref, _)| *object_ref);
+        out.into_iter().map(|(_, object)| object.clone()).collect()
     }
 
     /// Every standing problem: per-file ones and duplicates.
@@ -144,6 +146,8 @@ impl ManifestSet {
             };
             parsed.push((FilePath::from(path.as_path()), *stamp, parse));
         }
+        // In path order, so problems come out in the same order whatever the listing's.
+        parsed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         rescan.files_read = parsed.len();
         let removed: Vec<FilePath> = self
             .files
