@@ -220,46 +220,52 @@ pub fn lb(args: &[&str]) -> anyhow::Result<()> {
 }
 
 /// Pairs of load slices alternated between ferry and a client outside its cgroup.
-const PAIRED_SLICES: u32 = 6;
-const PAIRED_SLICE: Duration = Duration::from_secs(1);
+const PAIRED_SLICES: u32 = 24;
+const PAIRED_SLICE: Duration = Duration::from_millis(250);
+/// Each client's first slice, not counted: threads, caches and the connect paths warm up.
+const WARM_SLICE: Duration = Duration::from_millis(500);
 
 /// Ferry's connection rate over the physical limit's, from pairs of slices in ferry's own
 /// sandbox (ABBA order): the "direct" client runs outside the LB cgroup, so no program sees its
-/// sockets, and dials the endpoint addresses straight. Each pair's two slices run a second
-/// apart; the median of the pairs' ratios leaves out a pair the machine stalled in.
+/// sockets, and dials the endpoint addresses straight. Both clients stay up and take turns in
+/// short slices, so the host's slow spells (hypervisor steal comes and goes over seconds) fall
+/// on both alike; the median of the pairs' ratios leaves out a pair the machine stalled in.
 fn paired_slices(
     topo: &topology::Topology,
     spec: &dyn Fn(Targets, Option<Duration>, u64) -> ClientSpec,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<ferry::Paired> {
+    let mut direct = spec(Targets::Direct, Some(PAIRED_SLICE), 0);
+    direct.cgroup = Some(topo.plain_cgroup.clone());
+    let mut clients = [
+        load::SliceClient::start(&topo.client, &spec(Targets::Vips, Some(PAIRED_SLICE), 0))?,
+        load::SliceClient::start(&topo.client, &direct)?,
+    ];
+    for client in &mut clients {
+        client.slice(WARM_SLICE)?;
+    }
     let mut ratios = Vec::new();
     for k in 0..PAIRED_SLICES {
-        let order = if k % 2 == 0 {
-            [true, false]
-        } else {
-            [false, true]
-        };
+        let order = if k % 2 == 0 { [0, 1] } else { [1, 0] };
         let mut rates = [0.0; 2];
-        for through_ferry in order {
-            let targets = if through_ferry {
-                Targets::Vips
-            } else {
-                Targets::Direct
-            };
-            let mut run = spec(targets, Some(PAIRED_SLICE), 0);
-            if !through_ferry {
-                run.cgroup = Some(topo.plain_cgroup.clone());
-            }
-            let slice = load::run_client(&topo.client, &run, &topo.work, "paired")?;
+        for side in order {
+            let slice = clients[side].slice(PAIRED_SLICE)?;
             if slice.errors > 0 {
                 bail!("paired slices: {} failed connects", slice.errors);
             }
-            rates[usize::from(!through_ferry)] = slice.rate();
+            rates[side] = slice.rate();
+            eprintln!(
+                "SLICE {side} rate={:.0} p50={:.2} p90={:.2} p99={:.2}",
+                slice.rate(),
+                slice.p50_us,
+                slice.p90_us,
+                slice.p99_us
+            );
         }
         if rates[1] > 0.0 {
             ratios.push(rates[0] / rates[1]);
         }
     }
-    crate::benchkit::median(ratios).context("paired slices: no direct connections")
+    ferry::Paired::of(ratios).context("paired slices: no direct connections")
 }
 
 /// Load run with BPF statistics on after ferry's timed one: the kernel time per `connect4`.

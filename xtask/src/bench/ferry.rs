@@ -42,7 +42,30 @@ pub struct FerrySync {
     /// Kernel time per run of the `connect4` program (bpf_stats), in ns.
     pub connect4_ns: Option<f64>,
     /// Ferry's connection rate over direct's, from pairs of alternating slices.
-    pub paired: Option<f64>,
+    pub paired: Option<Paired>,
+}
+
+/// Ratios of ferry's connection rate to direct's, one per pair of slices.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Paired {
+    pub median: f64,
+    /// The first and third quartiles: how far the pairs spread.
+    pub quartiles: (f64, f64),
+    pub pairs: usize,
+}
+
+impl Paired {
+    /// `None` without any ratio.
+    pub fn of(mut ratios: Vec<f64>) -> Option<Self> {
+        ratios.retain(|r| r.is_finite());
+        ratios.sort_by(f64::total_cmp);
+        let at = |q: f64| ratios[((ratios.len() - 1) as f64 * q).round() as usize];
+        Some(Self {
+            median: crate::benchkit::median(ratios.iter().copied())?,
+            quartiles: (at(0.25), at(0.75)),
+            pairs: ratios.len(),
+        })
+    }
 }
 
 /// The running daemon; stopped (SIGTERM, then SIGKILL) on drop.

@@ -172,6 +172,28 @@ pub fn run_client(
     LoadResult::parse(line)
 }
 
+/// A client kept running between load slices of the caller's choosing: the hidden
+/// `--client --slices` mode. Stopped on drop.
+#[derive(Debug)]
+pub struct SliceClient(Driven);
+
+impl SliceClient {
+    /// Starts the client of `spec` (its duration is ignored) in `netns`; it joins its cgroup,
+    /// pins itself and waits for [`SliceClient::slice`].
+    pub fn start(netns: &str, spec: &ClientSpec) -> anyhow::Result<Self> {
+        let mut args = spec.args();
+        args.push("--slices".into());
+        let client = Driven::start(netns, &args, "the slice client")?;
+        Ok(Self(client))
+    }
+
+    /// Runs the load for `duration` and returns what it measured.
+    pub fn slice(&mut self, duration: Duration) -> anyhow::Result<LoadResult> {
+        self.0.send(&format!("run {}", duration.as_millis()))?;
+        LoadResult::parse(&self.0.read_line()?)
+    }
+}
+
 /// The hidden `--client` mode.
 pub fn client_main(args: &[&str]) -> anyhow::Result<()> {
     let spec = ClientSpec::parse(args)?;
@@ -181,9 +203,39 @@ pub fn client_main(args: &[&str]) -> anyhow::Result<()> {
             .context("joining the LB cgroup")?;
     }
     pin_to(spec.cpu)?;
-    let recording = Arc::new(AtomicBool::new(spec.duration.is_none()));
+    if !args.contains(&"--slices") {
+        println!(
+            "{}",
+            measure(&spec, spec.duration.map(|d| (WARMUP, d)))?.line()
+        );
+        return Ok(());
+    }
+    println!("ready");
+    std::io::stdout().flush()?;
+    for line in std::io::stdin().lock().lines() {
+        let line = line?;
+        let ms: u64 = line
+            .trim()
+            .strip_prefix("run ")
+            .with_context(|| format!("slice client: bad command {line:?}"))?
+            .parse()?;
+        let result = measure(&spec, Some((Duration::ZERO, Duration::from_millis(ms))))?;
+        println!("{}", result.line());
+        std::io::stdout().flush()?;
+    }
+    Ok(())
+}
+
+/// Runs `spec`'s connect loops: for the measured time after a warm-up when `timed` gives them,
+/// else until `spec.count` connects.
+fn measure(spec: &ClientSpec, timed: Option<(Duration, Duration)>) -> anyhow::Result<LoadResult> {
+    let recording = Arc::new(AtomicBool::new(timed.is_none()));
     let stop = Arc::new(AtomicBool::new(false));
-    let per_thread = spec.count.div_ceil(spec.threads.max(1) as u64);
+    // Timed runs stop on `stop`; counted ones after `per_thread` connects each.
+    let per_thread = match timed {
+        Some(_) => None,
+        None => Some(spec.count.div_ceil(spec.threads.max(1) as u64)),
+    };
     let workers: Vec<_> = (0..spec.threads.max(1))
         .map(|t| {
             let (recording, stop) = (recording.clone(), stop.clone());
@@ -191,9 +243,9 @@ pub fn client_main(args: &[&str]) -> anyhow::Result<()> {
             std::thread::spawn(move || worker(&spec, t as u64, per_thread, &recording, &stop))
         })
         .collect();
-    let secs = match spec.duration {
-        Some(duration) => {
-            std::thread::sleep(WARMUP);
+    let secs = match timed {
+        Some((warmup, duration)) => {
+            std::thread::sleep(warmup);
             let started = Instant::now();
             recording.store(true, Ordering::SeqCst);
             std::thread::sleep(duration);
@@ -212,7 +264,7 @@ pub fn client_main(args: &[&str]) -> anyhow::Result<()> {
         samples.extend(s);
         errors += e;
     }
-    let secs = if spec.duration.is_some() {
+    let secs = if timed.is_some() {
         secs
     } else {
         started.elapsed().as_secs_f64()
@@ -225,23 +277,22 @@ pub fn client_main(args: &[&str]) -> anyhow::Result<()> {
         let i = ((samples.len() as f64 * p) as usize).min(samples.len() - 1);
         f64::from(samples[i]) / 1000.0
     };
-    let result = LoadResult {
+    Ok(LoadResult {
         connects: samples.len() as u64,
         errors,
         secs,
         p50_us: pct(0.50),
         p90_us: pct(0.90),
         p99_us: pct(0.99),
-    };
-    println!("{}", result.line());
-    Ok(())
+    })
 }
 
-/// One connect loop: returns the connect latencies (ns) recorded and the failures.
+/// One connect loop, until `stop` or `count` connects: returns the connect latencies (ns)
+/// recorded and the failures.
 fn worker(
     spec: &ClientSpec,
     thread: u64,
-    count: u64,
+    count: Option<u64>,
     recording: &AtomicBool,
     stop: &AtomicBool,
 ) -> (Vec<u32>, u64) {
@@ -259,7 +310,7 @@ fn worker(
     };
     let mut k = 0usize;
     while !stop.load(Ordering::Relaxed)
-        && (spec.duration.is_some() || (samples.len() as u64) < count)
+        && count.is_none_or(|count| (samples.len() as u64) < count)
         && samples.len() < MAX_SAMPLES
     {
         let service = order[k % order.len()];
@@ -288,7 +339,7 @@ fn worker(
             Err(_) => {}
         }
         // Count mode stops on failures too, so a broken datapath cannot spin forever.
-        if spec.duration.is_none() && errors >= count {
+        if count.is_some_and(|count| errors >= count) {
             break;
         }
     }
@@ -371,68 +422,26 @@ fn control_loop(counts: &Mutex<Option<BTreeMap<Ipv4Addr, u32>>>) {
 
 /// The backend server process, stopped on drop.
 #[derive(Debug)]
-pub struct Server {
-    child: std::process::Child,
-    stdin: Option<std::process::ChildStdin>,
-    stdout: BufReader<std::process::ChildStdout>,
-}
+pub struct Server(Driven);
 
 impl Server {
     pub fn start(netns: &str, cpu: Option<usize>) -> anyhow::Result<Self> {
-        let exe = std::env::current_exe()?;
-        let mut args = vec![
-            "bench".to_string(),
-            "lb".into(),
-            "--server".into(),
-            format!("--port={TARGET_PORT}"),
-        ];
+        let mut args = vec!["--server".to_string(), format!("--port={TARGET_PORT}")];
         if let Some(cpu) = cpu {
             args.push(format!("--cpu={cpu}"));
         }
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let mut child = topology::nsenter(netns, &exe.to_string_lossy(), &args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .context("starting the backend server")?;
-        let stdin = child.stdin.take();
-        let stdout = BufReader::new(child.stdout.take().context("server stdout")?);
-        let mut server = Self {
-            child,
-            stdin,
-            stdout,
-        };
-        let first = server.read_line()?;
-        if first.trim() != "listening" {
-            bail!("backend server did not start: {first:?}");
-        }
-        Ok(server)
-    }
-
-    fn read_line(&mut self) -> anyhow::Result<String> {
-        let mut line = String::new();
-        if self.stdout.read_line(&mut line)? == 0 {
-            bail!("backend server exited");
-        }
-        Ok(line)
-    }
-
-    fn send(&mut self, command: &str) -> anyhow::Result<()> {
-        let stdin = self.stdin.as_mut().context("server stdin closed")?;
-        writeln!(stdin, "{command}")?;
-        stdin.flush()?;
-        Ok(())
+        Ok(Self(Driven::start(netns, &args, "the backend server")?))
     }
 
     /// Starts counting accepts per endpoint address.
     pub fn count(&mut self) -> anyhow::Result<()> {
-        self.send("count")
+        self.0.send("count")
     }
 
     /// Accepts per endpoint address since [`Server::count`].
     pub fn dump(&mut self) -> anyhow::Result<BTreeMap<Ipv4Addr, u32>> {
-        self.send("dump")?;
-        let line = self.read_line()?;
+        self.0.send("dump")?;
+        let line = self.0.read_line()?;
         let rest = line.trim().strip_prefix("dump").context("bad dump")?;
         rest.split_whitespace()
             .map(|f| {
@@ -443,7 +452,58 @@ impl Server {
     }
 }
 
-impl Drop for Server {
+/// A hidden mode of this binary (`bench lb <args>`) run in a namespace and driven by lines on
+/// its stdin; it says it is ready with its first line. Killed on drop.
+#[derive(Debug)]
+struct Driven {
+    what: &'static str,
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl Driven {
+    fn start(netns: &str, args: &[String], what: &'static str) -> anyhow::Result<Self> {
+        let exe = std::env::current_exe()?;
+        let mut all = vec!["bench", "lb"];
+        all.extend(args.iter().map(String::as_str));
+        let mut child = topology::nsenter(netns, &exe.to_string_lossy(), &all)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {what}"))?;
+        let stdin = child.stdin.take();
+        let stdout = BufReader::new(child.stdout.take().context("no stdout")?);
+        let mut driven = Self {
+            what,
+            child,
+            stdin,
+            stdout,
+        };
+        let first = driven.read_line()?;
+        if !matches!(first.trim(), "listening" | "ready") {
+            bail!("{what} did not start: {first:?}");
+        }
+        Ok(driven)
+    }
+
+    fn read_line(&mut self) -> anyhow::Result<String> {
+        let mut line = String::new();
+        if self.stdout.read_line(&mut line)? == 0 {
+            bail!("{} exited", self.what);
+        }
+        Ok(line)
+    }
+
+    fn send(&mut self, command: &str) -> anyhow::Result<()> {
+        let stdin = self.stdin.as_mut().context("stdin closed")?;
+        writeln!(stdin, "{command}")?;
+        stdin.flush()?;
+        Ok(())
+    }
+}
+
+impl Drop for Driven {
     fn drop(&mut self) {
         drop(self.stdin.take());
         let _ = self.child.kill();

@@ -106,8 +106,15 @@ pub fn progress(t: &Trial) -> String {
         if let Some(ns) = f.connect4_ns {
             let _ = write!(line, " connect4 {ns:.0} ns");
         }
-        if let Some(ratio) = f.paired {
-            let _ = write!(line, " of direct {:.1} % (slices)", ratio * 100.0);
+        if let Some(p) = f.paired {
+            let _ = write!(
+                line,
+                " of direct {:.1} % ({} pairs, quartiles {:.1}-{:.1} %)",
+                p.median * 100.0,
+                p.pairs,
+                p.quartiles.0 * 100.0,
+                p.quartiles.1 * 100.0
+            );
         }
     }
     if let Some(r) = &t.rules {
@@ -202,7 +209,7 @@ fn row(trials: &[Trial], n: u32, imp: Impl) -> Row {
         of_direct: m(&|t| {
             t.ferry
                 .as_ref()
-                .and_then(|f| f.paired)
+                .and_then(|f| f.paired.map(|p| p.median))
                 .or_else(|| paired(trials, t, Impl::Direct))
         }),
         of_iptables: m(&|t| paired(trials, t, Impl::Iptables)),

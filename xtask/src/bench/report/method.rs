@@ -57,11 +57,12 @@ timing every `connect()`. Each thread walks all N ClusterIPs in its own shuffled
 *direct* runs in a fresh sandbox with nothing programmed and dials the endpoint addresses of
 the same Services straight, which is the physical limit. The shared machine's speed drifts
 by ±10 % over minutes, more than the cost being measured, so ferry's *of direct* comes from
-its own sandbox: after its timed run, 6 pairs of 1 s slices alternate (ABBA) between the
-client in the LB cgroup dialling the ClusterIPs and the same client in a sibling cgroup
-without programs dialling the endpoint addresses straight; a trial's ratio is the median of
-its pairs' ratios (a pair the machine stalled in drops out), and the figure is the median over
-the rounds. For iptables and
+its own sandbox: after its timed run, two clients stay up side by side, one in the LB
+cgroup dialling the ClusterIPs and one in a sibling cgroup without programs dialling the
+endpoint addresses straight, and take turns in 24 pairs of 0.25 s slices (ABBA order, after a
+0.5 s warm-up slice each), so the machine's slow spells fall on both alike; a trial's ratio is
+the median of its pairs' ratios (a pair the machine stalled in drops out; the progress lines
+give the quartiles), and the figure is the median over the rounds. For iptables and
 nftables, *of direct* (and ferry's ratio to iptables) is the median over the rounds of the
 trial's rate over the direct trial's of the same round. Before the load, a *spread check*
 sends 1 000 connections to Service N/2's ClusterIP and has the backend count them per local
@@ -72,8 +73,8 @@ address: all must land on the 10 current endpoints (the removed one gets none), 
 `kernel.bpf_stats_enabled` on; the kernel's `run_time_ns` / `run_cnt` of ferry's `connect4`
 program (read with `bpftool` through its pinned link) over that run is the time the socket LB
 adds to each `connect()` inside the program (lookups, the choice, the reverse-NAT record).
-The cgroup hook's dispatch and the freeing of the socket's reverse-NAT record at `close()` are
-outside it. The statistics are off during the timed run, so their own cost is not in the rate.
+The cgroup hook's dispatch and the `sock_release` program that deletes the socket's
+reverse-NAT record at `close()` are outside it. The statistics are off during the timed run, so their own cost is not in the rate.
 
 *CPU busy* (last table) is the whole machine's from /proc/stat: *before* is the second before
 the load with the bench idle, i.e. other work on the machine; *during* includes the bench's
