@@ -20,7 +20,8 @@ use ferry_lb::{
     AyaMaps, Counters, MapWriter as _,
     common::{
         Backend, BackendSlotKey, FRONTEND_FLAG_AFFINITY, FRONTEND_INLINE_BACKENDS, Frontend,
-        FrontendKey, FrontendValue, IPPROTO_TCP, IPPROTO_UDP, SockRevNat, maps, programs, stats,
+        FrontendKey, FrontendValue, IPPROTO_TCP, IPPROTO_UDP, RevNatSlot, SockRevNat, maps,
+        programs, stats,
     },
 };
 use ferry_tests::{
@@ -180,10 +181,60 @@ fn socket_lb_translates_and_restores_addresses() {
         "outside the cgroup nothing is translated: ENETUNREACH in a lo-only namespace"
     );
     // Every client has exited: their TCP sockets' records went with them.
+    assert_eq!(held_slots(&mut ebpf), 0, "slots of released sockets");
+    assert_eq!(spilled_records(&ebpf), 0, "records of released sockets");
+
+    // With every slot held by some other socket, records go to SOCK_REVNAT, and still away.
+    set_all_slots(&mut ebpf, OTHER_SOCKET);
+    assert_eq!(
+        in_cgroup("tcp 10.96.0.10:80"),
+        "ok peer=10.96.0.10:80 data=ferry"
+    );
+    assert_eq!(
+        spilled_records(&ebpf),
+        0,
+        "spilled records of released sockets"
+    );
+    assert_eq!(
+        held_slots(&mut ebpf),
+        ferry_lb::common::maps::REVNAT_SLOTS_ENTRIES as usize,
+        "slots another socket holds are left alone"
+    );
+}
+
+/// A cookie no socket of the test has (they count up from 1).
+const OTHER_SOCKET: u64 = u64::MAX;
+
+fn slots(ebpf: &mut aya::Ebpf) -> aya::maps::Array<&mut aya::maps::MapData, RevNatSlot> {
+    aya::maps::Array::try_from(ebpf.map_mut(maps::REVNAT_SLOTS).expect("REVNAT_SLOTS"))
+        .unwrap_or_else(|e| panic!("REVNAT_SLOTS: {e}"))
+}
+
+/// `REVNAT_SLOTS` slots with an owner.
+fn held_slots(ebpf: &mut aya::Ebpf) -> usize {
+    slots(ebpf)
+        .iter()
+        .filter(|slot| slot.as_ref().expect("read a slot").cookie != 0)
+        .count()
+}
+
+fn set_all_slots(ebpf: &mut aya::Ebpf, cookie: u64) {
+    let mut slots = slots(ebpf);
+    let slot = RevNatSlot {
+        cookie,
+        ..RevNatSlot::default()
+    };
+    for index in 0..slots.len() {
+        slots.set(index, slot, 0).expect("write a slot");
+    }
+}
+
+/// `SOCK_REVNAT` records.
+fn spilled_records(ebpf: &aya::Ebpf) -> usize {
     let records: aya::maps::HashMap<_, u64, SockRevNat> =
         aya::maps::HashMap::try_from(ebpf.map(maps::SOCK_REVNAT).expect("SOCK_REVNAT"))
             .unwrap_or_else(|e| panic!("SOCK_REVNAT: {e}"));
-    assert_eq!(records.keys().count(), 0, "records of released sockets");
+    records.keys().count()
 }
 
 /// ClientIP affinity in the socket LB: every client process of one network namespace gets the

@@ -24,7 +24,8 @@
 //! | `BACKENDS` | [`BackendSlotKey`] | [`Backend`] | userspace |
 //! | `NODE_ADDRS` (array, 1) | `u32` index 0 | [`NodeAddrs`] | userspace |
 //! | `REVNAT` (LRU) | [`RevNatKey`] | [`RevNatValue`] | BPF (`connect*` of UDP sockets, `sendmsg*`) |
-//! | `SOCK_REVNAT` | socket cookie | [`SockRevNat`] | BPF (`connect*` of TCP sockets; deleted by `sock_release`) |
+//! | `REVNAT_SLOTS` (array) | socket cookie % entries | [`RevNatSlot`] | BPF (`connect*` of TCP sockets; freed by `sock_release`) |
+//! | `SOCK_REVNAT` (LRU) | socket cookie | [`SockRevNat`] | BPF (TCP sockets whose slot was taken; deleted by `sock_release`) |
 //! | `AFFINITY` (LRU) | [`AffinityKey`] | [`AffinityValue`] | BPF (socket LB and tc) |
 //! | `CT_FWD` (LRU) | [`CtKey`] | [`CtForward`] | BPF (tc) |
 //! | `CT_REV` (LRU) | [`CtKey`] | [`CtReverse`] | BPF (tc) |
@@ -57,4 +58,4 @@ pub use frontend::{
 };
 pub use maglev::{FRONTEND_FLAG_MAGLEV, MaglevKey, MaglevTable};
 pub use node::NodeAddrs;
-pub use revnat::{RevNatKey, RevNatValue, SockRevNat};
+pub use revnat::{RevNatKey, RevNatSlot, RevNatValue, SockRevNat};

@@ -16,8 +16,13 @@ pub const BACKENDS: &str = "BACKENDS";
 pub const NODE_ADDRS: &str = "NODE_ADDRS";
 /// [`crate::RevNatKey`] → [`crate::RevNatValue`], LRU hash map. Written by BPF.
 pub const REVNAT: &str = "REVNAT";
-/// Socket cookie (`u64`) → [`crate::SockRevNat`], hash map (not preallocated): connected TCP
-/// sockets. Written by `connect*`, deleted by `sock_release`.
+/// `cookie % REVNAT_SLOTS_ENTRIES` → [`crate::RevNatSlot`], array: the reverse-NAT records of
+/// connected TCP sockets, each in the slot of its socket cookie. Claimed by `connect*`, freed by
+/// `sock_release`.
+pub const REVNAT_SLOTS: &str = "REVNAT_SLOTS";
+/// Socket cookie (`u64`) → [`crate::SockRevNat`], LRU hash map: the records of connected TCP
+/// sockets whose `REVNAT_SLOTS` slot another live socket holds. Written by `connect*`, deleted
+/// by `sock_release`.
 pub const SOCK_REVNAT: &str = "SOCK_REVNAT";
 /// [`crate::AffinityKey`] → [`crate::AffinityValue`], LRU hash map. Written by BPF.
 pub const AFFINITY: &str = "AFFINITY";
@@ -35,12 +40,13 @@ pub const MAGLEV: &str = "MAGLEV";
 pub const STATS: &str = "STATS";
 
 /// Every map the object defines.
-pub const ALL: [&str; 12] = [
+pub const ALL: [&str; 13] = [
     FRONTENDS,
     EXT_FRONTENDS,
     BACKENDS,
     NODE_ADDRS,
     REVNAT,
+    REVNAT_SLOTS,
     SOCK_REVNAT,
     AFFINITY,
     CT_FWD,
@@ -58,9 +64,14 @@ pub const EXT_FRONTENDS_MAX_ENTRIES: u32 = 65_536;
 pub const BACKENDS_MAX_ENTRIES: u32 = 1_048_576;
 /// Capacity of `REVNAT` (translated sockets; least recently used entries are evicted).
 pub const REVNAT_MAX_ENTRIES: u32 = 262_144;
-/// Capacity of `SOCK_REVNAT` (translated TCP sockets open at once; a socket translated when it
-/// is full still works, only `getpeername()` shows its backend).
-pub const SOCK_REVNAT_MAX_ENTRIES: u32 = 262_144;
+/// Slots of `REVNAT_SLOTS` (a power of two). Sockets get cookies in sequence, so short-lived
+/// ones take neighbouring slots and free them soon; a slot still held when its index comes
+/// round again sends the newer socket to `SOCK_REVNAT`.
+pub const REVNAT_SLOTS_ENTRIES: u32 = 65_536;
+/// Capacity of `SOCK_REVNAT` (translated TCP sockets open at once beyond those in
+/// `REVNAT_SLOTS`). When it is full the least recently used record goes: that socket keeps
+/// working, only its `getpeername()` shows the backend.
+pub const SOCK_REVNAT_MAX_ENTRIES: u32 = 131_072;
 /// Capacity of `AFFINITY` (client × backend set pairs; LRU).
 pub const AFFINITY_MAX_ENTRIES: u32 = 262_144;
 /// Capacity of `CT_FWD` and of `CT_REV` (tc flows; LRU).

@@ -6,7 +6,7 @@
 
 use crate::{
     AffinityKey, AffinityValue, Backend, BackendSlotKey, CtConfig, CtForward, CtKey, CtReverse,
-    Frontend, FrontendKey, FrontendValue, MaglevKey, MaglevTable, NodeAddrs, RevNatKey,
+    Frontend, FrontendKey, FrontendValue, MaglevKey, MaglevTable, NodeAddrs, RevNatKey, RevNatSlot,
     RevNatValue, SockRevNat,
 };
 
@@ -28,6 +28,8 @@ unsafe impl aya::Pod for RevNatKey {}
 unsafe impl aya::Pod for RevNatValue {}
 // SAFETY: as above.
 unsafe impl aya::Pod for SockRevNat {}
+// SAFETY: as above.
+unsafe impl aya::Pod for RevNatSlot {}
 // SAFETY: as above.
 unsafe impl aya::Pod for NodeAddrs {}
 // SAFETY: as above.

@@ -6,7 +6,7 @@
 /// service through a v4-mapped address (`::ffff:a.b.c.d`) it is the v4-mapped backend with
 /// family [`crate::AF_INET6`].
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RevNatKey {
     /// `bpf_get_socket_cookie()` of the socket.
     pub cookie: u64,
@@ -24,7 +24,7 @@ const _: () = assert!(size_of::<RevNatKey>() == 32);
 /// Value of the `REVNAT` map: the frontend the socket originally addressed, in the same
 /// socket-visible form as the key.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RevNatValue {
     /// Frontend address, raw network-order words.
     pub addr: [u32; 4],
@@ -40,7 +40,7 @@ const _: () = assert!(size_of::<RevNatValue>() == 20);
 /// Value of the `SOCK_REVNAT` map: for a connected TCP socket, the backend it was sent to and
 /// the frontend it dialled. Deleted when the socket is released, so nothing is ever evicted.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SockRevNat {
     /// The backend as the socket sees it (the `REVNAT` key's address part).
     pub backend: RevNatValue,
@@ -48,3 +48,14 @@ pub struct SockRevNat {
     pub frontend: RevNatValue,
 }
 const _: () = assert!(size_of::<SockRevNat>() == 40);
+
+/// Value of the `REVNAT_SLOTS` array: a [`SockRevNat`] held for the TCP socket whose cookie is
+/// `cookie`, in the slot `cookie % REVNAT_SLOTS_ENTRIES`. `cookie` 0 marks a free slot.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RevNatSlot {
+    /// The owning socket's cookie, claimed with a compare-and-swap from 0.
+    pub cookie: u64,
+    pub record: SockRevNat,
+}
+const _: () = assert!(size_of::<RevNatSlot>() == 48);

@@ -23,8 +23,8 @@ pub const REDIRECT_FAILED: u32 = 7;
 /// and reclaimed by the datapath: by a new packet of the flow, or by a new masqueraded flow
 /// taking over the SNAT port. Userspace sweeps are not counted here.
 pub const CT_EXPIRED: u32 = 8;
-/// Translated TCP connections without a reverse-NAT record (`SOCK_REVNAT` was full): they
-/// work, but `getpeername()` shows the backend.
+/// Translated TCP connections whose reverse-NAT record could not be written (the kernel refused
+/// the `SOCK_REVNAT` insert): they work, but `getpeername()` shows the backend.
 pub const SOCK_REVNAT_FULL: u32 = 9;
 
 /// Number of counters (the map's `max_entries`).

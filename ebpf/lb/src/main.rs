@@ -11,6 +11,12 @@
 //! `cargo clippy --workspace --all-targets` work without the BPF toolchain.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
+// `atomic_cxchg`: the BPF target offers no `compare_exchange` (see `revnat`).
+#![cfg_attr(
+    target_arch = "bpf",
+    feature(core_intrinsics),
+    allow(internal_features)
+)]
 #![cfg_attr(
     target_arch = "bpf",
     allow(

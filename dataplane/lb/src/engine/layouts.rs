@@ -8,8 +8,8 @@ use aya::maps::MapInfo;
 
 use crate::common::{
     AffinityKey, AffinityValue, Backend, BackendSlotKey, CtConfig, CtForward, CtKey, CtReverse,
-    FrontendKey, FrontendValue, MaglevKey, MaglevTable, NodeAddrs, RevNatKey, RevNatValue,
-    SockRevNat, maps, stats,
+    FrontendKey, FrontendValue, MaglevKey, MaglevTable, NodeAddrs, RevNatKey, RevNatSlot,
+    RevNatValue, SockRevNat, maps, stats,
 };
 use crate::pin::PinLayout;
 
@@ -47,6 +47,12 @@ const LAYOUTS: [Layout; maps::ALL.len()] = [
         size_of::<RevNatKey>(),
         size_of::<RevNatValue>(),
         None,
+    ),
+    (
+        maps::REVNAT_SLOTS,
+        size_of::<u32>(),
+        size_of::<RevNatSlot>(),
+        Some(maps::REVNAT_SLOTS_ENTRIES),
     ),
     (
         maps::SOCK_REVNAT,
