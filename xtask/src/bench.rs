@@ -253,13 +253,6 @@ fn paired_slices(
                 bail!("paired slices: {} failed connects", slice.errors);
             }
             rates[side] = slice.rate();
-            eprintln!(
-                "SLICE {side} rate={:.0} p50={:.2} p90={:.2} p99={:.2}",
-                slice.rate(),
-                slice.p50_us,
-                slice.p90_us,
-                slice.p99_us
-            );
         }
         if rates[1] > 0.0 {
             ratios.push(rates[0] / rates[1]);

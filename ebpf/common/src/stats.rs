@@ -25,7 +25,7 @@ pub const REDIRECT_FAILED: u32 = 7;
 pub const CT_EXPIRED: u32 = 8;
 /// Translated TCP connections whose reverse-NAT record could not be written (the kernel refused
 /// the `SOCK_REVNAT` insert): they work, but `getpeername()` shows the backend.
-pub const SOCK_REVNAT_FULL: u32 = 9;
+pub const SOCK_REVNAT_FAILED: u32 = 9;
 
 /// Number of counters (the map's `max_entries`).
 pub const COUNT: u32 = 10;
@@ -41,5 +41,5 @@ pub const NAMES: [&str; COUNT as usize] = [
     "snat_failed",
     "redirect_failed",
     "ct_expired",
-    "sock_revnat_full",
+    "sock_revnat_failed",
 ];

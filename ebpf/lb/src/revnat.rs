@@ -160,6 +160,6 @@ fn spill(cookie: u64, value: SockRevNat) {
         .insert(cookie, value, u64::from(BPF_ANY))
         .is_err()
     {
-        count(stats::SOCK_REVNAT_FULL);
+        count(stats::SOCK_REVNAT_FAILED);
     }
 }

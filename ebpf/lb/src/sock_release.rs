@@ -18,6 +18,6 @@ pub fn sock_release(ctx: SockContext) -> i32 {
         // SAFETY: `bpf_get_socket_cookie` accepts a `bpf_sock` context pointer.
         revnat::forget(unsafe { bpf_get_socket_cookie(ctx.as_ptr()) });
     }
-    // The only value a release hook may return.
+    // "Allow": the kernel ignores a release hook's verdict, but the verifier wants 0 or 1.
     1
 }
