@@ -15,9 +15,10 @@ pub use privileged::{in_ci, require_root, require_tool};
 
 use anyhow::{Context, bail};
 use std::fs::File;
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 /// The `ferry` binary next to this test executable (`target/<profile>/ferry`), or `$FERRY_BIN`.
@@ -40,12 +41,33 @@ fn built_ferry() -> Option<PathBuf> {
     Some(exe.parent()?.parent()?.join("ferry"))
 }
 
-/// A free TCP port on loopback (bound then released).
+/// A port free on loopback for both TCP and UDP, for a server the test starts next.
+///
+/// Taken below the kernel's ephemeral range, where no `connect()` or `bind(0)` on the machine
+/// can take it between this check and the server's bind (an ephemeral port freed here was
+/// soon another socket's: a DNS server binding UDP and TCP on one such port failed now and
+/// then). Each port is handed out once per process: a suite's tests run on concurrent threads,
+/// the suites one after another.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("binding an ephemeral port")
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    let (low, high) = (10_000, ephemeral_start.max(20_000));
+    // Processes start at different offsets, so a port a previous suite left in TIME_WAIT is
+    // not the first one tried.
+    let offset = std::process::id() * 7919;
+    for _ in 0..1_000 {
+        let k = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = u16::try_from(low + (offset + k) % (high - low)).expect("below 65536");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && UdpSocket::bind(("127.0.0.1", port)).is_ok()
+        {
+            return port;
+        }
+    }
+    panic!("no free port in {low}..{high} on 127.0.0.1 after 1,000 tries");
 }
 
 /// A running `ferry run`, killed on drop. Its stderr goes to a log file read by [`Ferry::log`].

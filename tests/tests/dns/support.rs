@@ -174,8 +174,12 @@ impl Upstream {
         Self::start_on("127.0.0.1:0".parse().unwrap())
     }
 
-    /// The same server on `addr` (in the network namespace of the calling thread).
-    pub fn start_on(addr: SocketAddr) -> Self {
+    /// The same server on `addr` (in the network namespace of the calling thread); port 0 is
+    /// a [`free_port`], free for both transports.
+    pub fn start_on(mut addr: SocketAddr) -> Self {
+        if addr.port() == 0 {
+            addr.set_port(free_port());
+        }
         let udp = UdpSocket::bind(addr).unwrap();
         let addr = udp.local_addr().unwrap();
         let tcp = TcpListener::bind(addr).unwrap();
