@@ -220,13 +220,16 @@ fn no_endpoints_fail_at_once_and_live_edits_are_followed() {
 
     let b0 = ready(&lab.backends[0]);
     lab.write("eps.yaml", &slice("web", "IPv4", "TCP", TCP_PORT, &[b0]));
-    let took = lab.wait_for_backend("tcp", "10.96.0.10:80", "b0");
-    eprintln!("endpoint added: followed after {took:?}");
+    let added = lab.wait_for_backend("tcp", "10.96.0.10:80", "b0");
+    eprintln!("endpoint added: followed after {added:?}");
     let b1 = ready(&lab.backends[1]);
     lab.write("eps.yaml", &slice("web", "IPv4", "TCP", TCP_PORT, &[b1]));
-    let took = lab.wait_for_backend("tcp", "10.96.0.10:80", "b1");
-    eprintln!("endpoint replaced: followed after {took:?}");
-    assert!(took < Duration::from_secs(1), "took {took:?}");
+    let replaced = lab.wait_for_backend("tcp", "10.96.0.10:80", "b1");
+    eprintln!("endpoint replaced: followed after {replaced:?}");
+    // The bound; about 30 ms here (the watcher's 25 ms debounce, a sync, the probes).
+    for took in [added, replaced] {
+        assert!(took < Duration::from_millis(100), "took {took:?}");
+    }
     let (seen, _) = lab.spread("tcp", "10.96.0.10:80", 10);
     assert_eq!(seen, names(&["b1"]));
 }
