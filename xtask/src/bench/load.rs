@@ -13,15 +13,19 @@
 
 use super::topology::{self, SERVICE_PORT, TARGET_PORT};
 use anyhow::{Context, bail};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{self, AddressFamily, Backlog, SockFlag, SockType, SockaddrIn, sockopt};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const WARMUP: Duration = Duration::from_millis(500);
+/// How long a driven process may take beyond its own work to answer a command.
+const ANSWER_MARGIN: Duration = Duration::from_secs(60);
 /// Samples kept per thread (bounds memory whatever the rate).
 const MAX_SAMPLES: usize = 20_000_000;
 
@@ -190,7 +194,7 @@ impl SliceClient {
     /// Runs the load for `duration` and returns what it measured.
     pub fn slice(&mut self, duration: Duration) -> anyhow::Result<LoadResult> {
         self.0.send(&format!("run {}", duration.as_millis()))?;
-        LoadResult::parse(&self.0.read_line()?)
+        LoadResult::parse(&self.0.read_line(duration + ANSWER_MARGIN)?)
     }
 }
 
@@ -441,7 +445,7 @@ impl Server {
     /// Accepts per endpoint address since [`Server::count`].
     pub fn dump(&mut self) -> anyhow::Result<BTreeMap<Ipv4Addr, u32>> {
         self.0.send("dump")?;
-        let line = self.0.read_line()?;
+        let line = self.0.read_line(ANSWER_MARGIN)?;
         let rest = line.trim().strip_prefix("dump").context("bad dump")?;
         rest.split_whitespace()
             .map(|f| {
@@ -480,14 +484,27 @@ impl Driven {
             stdin,
             stdout,
         };
-        let first = driven.read_line()?;
+        let first = driven.read_line(ANSWER_MARGIN)?;
         if !matches!(first.trim(), "listening" | "ready") {
             bail!("{what} did not start: {first:?}");
         }
         Ok(driven)
     }
 
-    fn read_line(&mut self) -> anyhow::Result<String> {
+    /// The next line, which must come within `limit`: a client whose `connect()` hangs on a
+    /// broken datapath stops the bench instead of stalling it.
+    fn read_line(&mut self, limit: Duration) -> anyhow::Result<String> {
+        // Lines are written whole and flushed, so a line has arrived once anything has.
+        if self.stdout.buffer().is_empty() {
+            let mut fds = [PollFd::new(
+                self.stdout.get_ref().as_fd(),
+                PollFlags::POLLIN,
+            )];
+            let timeout = PollTimeout::try_from(limit).unwrap_or(PollTimeout::MAX);
+            if poll(&mut fds, timeout).with_context(|| format!("waiting for {}", self.what))? == 0 {
+                bail!("{} said nothing within {limit:?}", self.what);
+            }
+        }
         let mut line = String::new();
         if self.stdout.read_line(&mut line)? == 0 {
             bail!("{} exited", self.what);
