@@ -236,6 +236,7 @@ fn paired_slices(
 ) -> anyhow::Result<ferry::Paired> {
     let mut direct = spec(Targets::Direct, Some(PAIRED_SLICE), 0);
     direct.cgroup = Some(topo.plain_cgroup.clone());
+    // Side 0 dials the ClusterIPs through ferry, side 1 the endpoints straight.
     let mut clients = [
         load::SliceClient::start(&topo.client, &spec(Targets::Vips, Some(PAIRED_SLICE), 0))?,
         load::SliceClient::start(&topo.client, &direct)?,

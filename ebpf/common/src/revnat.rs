@@ -37,8 +37,10 @@ pub struct RevNatValue {
 }
 const _: () = assert!(size_of::<RevNatValue>() == 20);
 
-/// Value of the `SOCK_REVNAT` map: for a connected TCP socket, the backend it was sent to and
-/// the frontend it dialled. Deleted when the socket is released, so nothing is ever evicted.
+/// The reverse-NAT record of a connected TCP socket: the backend it was sent to and the
+/// frontend it dialled. Kept in the socket's `REVNAT_SLOTS` slot ([`RevNatSlot`]), or as the
+/// value of the `SOCK_REVNAT` map when another socket holds that slot; gone when the socket is
+/// released.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SockRevNat {
