@@ -72,8 +72,11 @@ pub const REVNAT_SLOTS_ENTRIES: u32 = 65_536;
 /// `REVNAT_SLOTS`). When it is full the least recently used record goes: that socket keeps
 /// working, only its `getpeername()` shows the backend.
 pub const SOCK_REVNAT_MAX_ENTRIES: u32 = 131_072;
-/// Capacity of `AFFINITY` (client × backend set pairs; LRU).
-pub const AFFINITY_MAX_ENTRIES: u32 = 262_144;
+/// Capacity of `AFFINITY` (client × backend set pairs; LRU). LRU maps are preallocated, so
+/// this costs 7.5 MiB of kernel memory on every node whether or not any Service asks for
+/// affinity (262,144 cost 30 MiB); Cilium's affinity map has the same default, and kube-proxy's
+/// iptables `recent` lists remember far fewer clients.
+pub const AFFINITY_MAX_ENTRIES: u32 = 65_536;
 /// Capacity of `CT_FWD` and of `CT_REV` (tc flows; LRU).
 pub const CT_MAX_ENTRIES: u32 = 262_144;
 /// Capacity of `MAGLEV` (packet-scope backend set revisions; 32 KiB each, allocated on use).
