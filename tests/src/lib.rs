@@ -57,10 +57,10 @@ pub fn free_port() -> u16 {
     let (low, high) = (10_000, ephemeral_start.max(20_000));
     // Processes start at different offsets, so a port a previous suite left in TIME_WAIT is
     // not the first one tried.
-    let offset = std::process::id() * 7919;
+    let offset = std::process::id().wrapping_mul(7919);
     for _ in 0..1_000 {
         let k = NEXT.fetch_add(1, Ordering::Relaxed);
-        let port = u16::try_from(low + (offset + k) % (high - low)).expect("below 65536");
+        let port = u16::try_from(low + offset.wrapping_add(k) % (high - low)).expect("below 65536");
         if TcpListener::bind(("127.0.0.1", port)).is_ok()
             && UdpSocket::bind(("127.0.0.1", port)).is_ok()
         {
